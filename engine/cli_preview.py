@@ -1,0 +1,180 @@
+"""`python -m engine preview`: warp one image along a camera path, without any diffusion model.
+
+Writes into --out: preview.mp4 (the forward-warped renders of the newest cache buffer), masks.mp4 and
+masks.npz (coverage masks, 1 = covered), camera_path.json (project format), camera_path.nerfstudio.json,
+cameras.npz (GEN3C multiview keys) and pointcloud.ply. Everything is validated before any work starts, and
+files appear in --out only once all of them are complete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine.errors import InputError, WeightsMissingError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine preview", description=__doc__.splitlines()[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="input image (PNG/JPEG/WebP/TIFF...)")
+    src.add_argument("--sample", help="a bundled sample scene instead of --image (see `python -m engine samples`)")
+    dep = p.add_mutually_exclusive_group()
+    dep.add_argument("--depth", help="depth file for --image (.npy/.npz/16-bit PNG/.exr), same size as the image")
+    dep.add_argument("--moge", help="MoGe checkpoint (model.pt path or hub id) to estimate depth")
+    p.add_argument("--fov", type=float, default=None, help="vertical FOV in degrees for a depth file without K")
+    p.add_argument("--weights", default=None, help="weights folder (looks for moge/model.pt); default $GEN3C_WEIGHTS")
+    cam = p.add_mutually_exclusive_group(required=True)
+    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
+    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
+    p.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
+    p.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+    p.add_argument("--corrected", action="store_true", help="preset with the official look-at quirk fixed")
+    p.add_argument("--frames", type=int, default=121, help="number of frames (default 121)")
+    p.add_argument("--height", type=int, default=704, help="render height (default 704, the model's)")
+    p.add_argument("--width", type=int, default=1280, help="render width (default 1280, the model's)")
+    p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="bring the image to HxW by centre crop or pad")
+    p.add_argument("--foreground-masking", action="store_true", help="official foreground (occluder) masking")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--fps", type=int, default=24)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _load_path_file(file: str, num_frames: int, height: int, width: int):
+    """Per-frame cameras from any supported path file."""
+    from engine import paths
+
+    suffix = Path(file).suffix.lower()
+    if suffix == ".npz":
+        w2cs, Ks = paths.load_npz(file)
+        if len(w2cs) == num_frames:
+            return None, (w2cs, Ks)
+        path = paths.CameraPath.from_cameras(w2cs, Ks, height)
+        return path, path.sample(num_frames, height, width)
+    if suffix != ".json":
+        raise InputError(f"camera path {file}: unsupported extension {suffix!r} (use .json or .npz)")
+    try:
+        head = json.loads(Path(file).read_text()[: 20_000_000])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"camera path {file}: not readable JSON ({exc.__class__.__name__})") from None
+    if isinstance(head, dict) and head.get("format") == "gen3c-studio-path":
+        path = paths.load_path_json(file)
+    else:
+        path = paths.load_nerfstudio(file)
+    return path, path.sample(num_frames, height, width)
+
+
+def _scene_inputs(args):
+    """(image uint8, DepthResult) from --sample or --image + depth source."""
+    from engine import depth as depth_mod
+    from engine import images, samples
+
+    if args.sample:
+        return samples.load_sample(args.sample)
+    image = images.load_image(args.image)
+    if args.depth:
+        return image, depth_mod.load_depth_file(args.depth, image.shape[0], image.shape[1], fov_y_deg=args.fov)
+    model = args.moge or depth_mod.find_moge_weights(args.weights)
+    if model is None:
+        raise WeightsMissingError(depth_mod.MOGE_HELP)
+    estimator = depth_mod.MoGeEstimator(str(model), device=args.device)
+    try:
+        return image, estimator.estimate(image)
+    finally:
+        estimator.release()
+
+
+def run(args) -> dict:
+    import numpy as np
+    import torch
+
+    from engine import cameras, paths, scene as scene_mod, video
+    from engine.cache3d import Cache3D
+
+    if args.frames < 2:
+        raise InputError(f"--frames must be at least 2 (got {args.frames})")
+    if not (16 <= args.height <= 4096 and 16 <= args.width <= 4096):
+        raise InputError(f"--height/--width must be between 16 and 4096 (got {args.height}x{args.width})")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    t0 = time.perf_counter()
+
+    # 1. validate every input before writing anything
+    if args.preset:
+        path = None
+        initial_K = None  # filled from the scene below
+    else:
+        path, cams = _load_path_file(args.path, args.frames, args.height, args.width)
+
+    image, depth_result = _scene_inputs(args)
+    scene = scene_mod.build_scene(image, depth_result, height=args.height, width=args.width, fit=args.fit)
+    if args.preset:
+        initial_K = scene.K
+        cams = cameras.preset_trajectory(
+            args.preset, torch.eye(4), initial_K, args.frames, args.distance, args.rotation,
+            corrected=args.corrected,
+        )
+        path = paths.CameraPath.from_cameras(cams[0], cams[1], args.height)
+    w2cs, Ks = (torch.as_tensor(c, dtype=torch.float32) for c in cams)
+
+    # 2. render, in frame chunks so progress shows and memory stays bounded
+    cache = Cache3D(
+        scene.image.to(device), scene.depth.to(device), scene.w2c.to(device), scene.K.to(device),
+        foreground_masking=args.foreground_masking,
+    )
+    chunk = 16 if device.type == "cpu" else 121
+    frames, masks = [], []
+    from tqdm import tqdm
+
+    with tqdm(total=len(w2cs), unit="frame", desc="warping", disable=args.quiet, file=sys.stderr) as bar:
+        for start in range(0, len(w2cs), chunk):
+            imgs, msk = cache.render(w2cs[start:start + chunk].to(device), Ks[start:start + chunk].to(device))
+            frames.append(video.tensor_video_to_uint8(imgs[:, 0].cpu()))
+            masks.append(msk[:, 0].cpu())
+            bar.update(len(imgs))
+    frames = np.concatenate(frames)
+    masks = torch.cat(masks)
+
+    # 3. write everything into a temp folder, then move into --out
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".preview-") as tmp:
+        tmp = Path(tmp)
+        video.write_mp4(tmp / "preview.mp4", frames, fps=args.fps)
+        video.write_mp4(tmp / "masks.mp4", video.masks_to_uint8(masks), fps=args.fps)
+        np.savez_compressed(tmp / "masks.npz", masks=masks.squeeze(1).numpy().astype(np.uint8))
+        if path is not None:
+            paths.save_path_json(path, tmp / "camera_path.json")
+            paths.save_nerfstudio(path, tmp / "camera_path.nerfstudio.json", args.frames, args.height, args.width,
+                                  fps=args.fps)
+        paths.save_npz(tmp / "cameras.npz", w2cs, Ks)
+        scene.save_ply(tmp / "pointcloud.ply")
+        written = sorted(p.name for p in tmp.iterdir())
+        for name in written:
+            shutil.move(str(tmp / name), str(out / name))
+    coverage = float(masks.float().mean())
+    return {
+        "out": str(out), "files": written, "frames": int(len(frames)), "height": args.height,
+        "width": args.width, "mean_coverage": round(coverage, 4), "seconds": round(time.perf_counter() - t0, 2),
+        "device": str(device),
+    }
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        summary = run(args)
+    except (InputError, WeightsMissingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
