@@ -1,0 +1,312 @@
+"""Camera conventions, validation, look-at and the official GEN3C trajectory presets.
+
+Conventions (see engine/API.md): OpenCV camera axes (x right, y down, z forward), world-to-camera 4x4
+poses, K in pixels for the stated (H, W). The world frame of a single-image scene is the seed camera,
+so world +y points down and world "up" is (0, -1, 0). OpenGL / nerfstudio axes appear only at file I/O.
+
+All functions accept numpy arrays, torch tensors or nested lists. Validation failures raise
+:class:`engine.errors.InputError` with a one-line message.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from engine.errors import InputError
+
+PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
+ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
+
+# Tolerance on R^T R = I and det R = 1 for a "rigid" w2c. Official float32 poses are off by ~1e-7;
+# hand-edited files with 6 decimals stay well inside 1e-4.
+RIGID_TOL = 1e-4
+
+# Linear presets: (axis index, sign) of the camera displacement in the initial camera frame.
+_LINEAR_AXES = {
+    "left": (0, -1.0),
+    "right": (0, 1.0),
+    "up": (1, -1.0),
+    "down": (1, 1.0),
+    "zoom_in": (2, 1.0),
+    "zoom_out": (2, -1.0),
+}
+
+
+def _as_float64(x, name: str) -> np.ndarray:
+    """Any array-like as a float64 numpy array; non-numeric input is an InputError."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be numeric, got {type(x).__name__}") from exc
+    return arr
+
+
+def validate_intrinsics(K, name: str = "K") -> np.ndarray:
+    """Check a 3x3 pinhole intrinsic matrix (or a [T,3,3] stack) and return it as float64 numpy.
+
+    Requires finite values, positive focal lengths, last row (0, 0, 1) and an invertible matrix.
+    """
+    K = _as_float64(K, name)
+    if K.ndim not in (2, 3) or K.shape[-2:] != (3, 3):
+        raise InputError(f"{name} must have shape [3,3] or [T,3,3], got {list(K.shape)}")
+    if not np.all(np.isfinite(K)):
+        raise InputError(f"{name} contains NaN or infinite values")
+    Ks = K.reshape(-1, 3, 3)
+    if not np.allclose(Ks[:, 2], [0.0, 0.0, 1.0], atol=1e-6):
+        raise InputError(f"{name} last row must be (0, 0, 1)")
+    if np.any(Ks[:, 0, 0] <= 0) or np.any(Ks[:, 1, 1] <= 0):
+        raise InputError(f"{name} focal lengths must be positive")
+    det = np.linalg.det(Ks)
+    if np.any(np.abs(det) < 1e-12):
+        raise InputError(f"{name} is singular (does not invert)")
+    return K
+
+
+def validate_w2c(w2c, name: str = "w2c") -> np.ndarray:
+    """Check a rigid 4x4 world-to-camera pose (or a [T,4,4] stack); return it as float64 numpy.
+
+    Requires finite values, last row (0, 0, 0, 1), an orthonormal rotation block with det +1
+    (within ``RIGID_TOL``): no scale, shear or reflection.
+    """
+    M = _as_float64(w2c, name)
+    if M.ndim not in (2, 3) or M.shape[-2:] != (4, 4):
+        raise InputError(f"{name} must have shape [4,4] or [T,4,4], got {list(M.shape)}")
+    if not np.all(np.isfinite(M)):
+        raise InputError(f"{name} contains NaN or infinite values")
+    Ms = M.reshape(-1, 4, 4)
+    if not np.allclose(Ms[:, 3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+        raise InputError(f"{name} last row must be (0, 0, 0, 1)")
+    R = Ms[:, :3, :3]
+    err = np.abs(np.einsum("tji,tjk->tik", R, R) - np.eye(3)).max()
+    if err > RIGID_TOL:
+        raise InputError(f"{name} is not a rigid transform (rotation block not orthonormal, error {err:.2g})")
+    if np.any(np.linalg.det(R) < 0):
+        raise InputError(f"{name} is not a rigid transform (rotation block is a reflection)")
+    return M
+
+
+def _to_torch(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def invert_pose(w2c):
+    """Inverse of a rigid pose ([4,4] or [...,4,4]) using R^T: w2c <-> c2w. Keeps the input type."""
+    if isinstance(w2c, torch.Tensor):
+        R = w2c[..., :3, :3]
+        t = w2c[..., :3, 3:]
+        out = torch.zeros_like(w2c)
+        out[..., :3, :3] = R.transpose(-1, -2)
+        out[..., :3, 3:] = -R.transpose(-1, -2) @ t
+        out[..., 3, 3] = 1
+        return out
+    M = np.asarray(w2c, dtype=np.float64)
+    R = M[..., :3, :3]
+    out = np.zeros_like(M)
+    out[..., :3, :3] = np.swapaxes(R, -1, -2)
+    out[..., :3, 3] = -np.einsum("...ji,...j->...i", R, M[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def camera_center(w2c):
+    """Camera centre in world coordinates, -R^T t, for a [4,4] or [...,4,4] w2c (keeps the type)."""
+    if isinstance(w2c, torch.Tensor):
+        R = w2c[..., :3, :3]
+        return -(R.transpose(-1, -2) @ w2c[..., :3, 3:]).squeeze(-1)
+    M = np.asarray(w2c, dtype=np.float64)
+    return -np.einsum("...ji,...j->...i", M[..., :3, :3], M[..., :3, 3])
+
+
+def look_at_w2c(position, target, up=(0.0, -1.0, 0.0)) -> np.ndarray:
+    """A correct OpenCV look-at pose: camera centre at ``position``, +z toward ``target``.
+
+    ``up`` is the world up direction; the image's up (camera -y) is aligned with it. The default
+    (0, -1, 0) is "up" in the seed camera's world (whose +y points down). Returns float64 [4,4].
+    Raises InputError when position == target or the view direction is parallel to ``up``.
+    """
+    p = _as_float64(position, "position").reshape(-1)
+    q = _as_float64(target, "target").reshape(-1)
+    u = _as_float64(up, "up").reshape(-1)
+    for name, v in (("position", p), ("target", q), ("up", u)):
+        if v.shape != (3,) or not np.all(np.isfinite(v)):
+            raise InputError(f"look-at {name} must be 3 finite numbers")
+    f = q - p
+    n = np.linalg.norm(f)
+    if n < 1e-12:
+        raise InputError("look-at target coincides with the camera position")
+    f = f / n
+    if np.linalg.norm(u) < 1e-12:
+        raise InputError("look-at up vector is zero")
+    x = np.cross(f, u / np.linalg.norm(u))
+    nx = np.linalg.norm(x)
+    if nx < 1e-9:
+        raise InputError("look-at view direction is parallel to the up vector")
+    x = x / nx
+    y = np.cross(f, x)
+    w2c = np.eye(4)
+    w2c[:3, :3] = np.stack([x, y, f])
+    w2c[:3, 3] = -w2c[:3, :3] @ p
+    return w2c
+
+
+def _official_look_at(p: np.ndarray, target: np.ndarray, corrected: bool) -> np.ndarray:
+    """GEN3C's look_at_matrix: world 'up' (0,1,0) and, unless corrected, translation -p."""
+    f = target - p
+    f = f / np.linalg.norm(f)
+    r = np.cross(np.array([0.0, 1.0, 0.0]), f)
+    r = r / np.linalg.norm(r)
+    u = np.cross(f, r)
+    M = np.eye(4)
+    M[:3, :3] = np.stack([r, u, f])
+    M[:3, 3] = -(M[:3, :3] @ p) if corrected else -p
+    return M
+
+
+def preset_trajectory(
+    kind: str,
+    initial_w2c,
+    K,
+    num_frames: int,
+    movement_distance: float,
+    camera_rotation: str,
+    center_depth: float = 1.0,
+    *,
+    corrected: bool = False,
+):
+    """Cameras of an official GEN3C trajectory preset -> (w2cs [T,4,4], Ks [T,3,3]) torch float32.
+
+    Default (``corrected=False``) reproduces ``camera_utils.generate_camera_trajectory`` of the
+    official code, quirks included:
+
+    * Linear presets (left/right/up/down/zoom_in/zoom_out) move along -x/+x/-y/+y/+z/-z of the
+      initial camera by ``i * d * c / T`` for frame i (d = movement_distance, c = center_depth), so
+      the last frame sits at ``d * c * (T-1)/T``, not at ``d * c``.
+    * Spiral presets (clockwise / counterclockwise): theta_i = 2*pi*i/(T-1), position
+      ``(s * d * (cos theta - 1) * c, d * sin theta * c, 0)`` with s = +1 clockwise, -1
+      counterclockwise: one full circle through the start, the last pose equals the first.
+    * The look-at point is ``(0, 0, c)``; center_facing aims there, no_rotation at ``a + p`` (no
+      turn), trajectory_aligned at ``a + 2p``.
+    * The look-at matrix uses world up (0, 1, 0) (OpenCV y down, so this is correct), but its
+      translation is ``-p`` instead of ``-R p``: the true camera centre is ``R^T p`` when the
+      camera turns (center_facing / trajectory_aligned).
+    * Composition: ``w2c_i = M_i @ W0``; ``initial_w2c`` may be [4,4] or per-frame [T,4,4].
+    * K is repeated for every frame (a [T,3,3] K is passed through).
+
+    ``corrected=True`` gives what the names promise: translation ``-R p`` (camera centre at p)
+    and linear offsets ``i * d * c / (T-1)``, reaching ``d * c`` at the last frame. Spirals already
+    close their circle, so only the translation changes for them.
+    """
+    if kind not in PRESETS:
+        raise InputError(f"unknown trajectory {kind!r}; valid: {', '.join(PRESETS)}")
+    if camera_rotation not in ROTATION_MODES:
+        raise InputError(f"unknown camera rotation {camera_rotation!r}; valid: {', '.join(ROTATION_MODES)}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
+        raise InputError(f"num_frames must be an integer >= 2, got {num_frames!r}")
+    T = int(num_frames)
+    try:
+        d = float(movement_distance)
+        c = float(center_depth)
+    except (TypeError, ValueError) as exc:
+        raise InputError("movement_distance and center_depth must be numbers") from exc
+    if not math.isfinite(d):
+        raise InputError(f"movement_distance must be finite, got {movement_distance!r}")
+    if not math.isfinite(c) or c <= 0:
+        raise InputError(f"center_depth must be a positive finite number, got {center_depth!r}")
+    W0 = validate_w2c(initial_w2c, "initial_w2c")
+    if W0.ndim == 3 and W0.shape[0] != T:
+        raise InputError(f"initial_w2c has {W0.shape[0]} frames, expected {T}")
+    K64 = validate_intrinsics(K, "K")
+    if K64.ndim == 3 and K64.shape[0] != T:
+        raise InputError(f"K has {K64.shape[0]} frames, expected {T}")
+
+    i = np.arange(T, dtype=np.float64)
+    pos = np.zeros((T, 3))
+    if kind in _LINEAR_AXES:
+        axis, sign = _LINEAR_AXES[kind]
+        denom = (T - 1) if corrected else T
+        pos[:, axis] = sign * i * d * c / denom
+    else:
+        s = 1.0 if kind == "clockwise" else -1.0
+        theta = 2.0 * math.pi * i / (T - 1)
+        pos[:, 0] = d * (np.cos(theta) - 1.0) * s * c
+        pos[:, 1] = d * np.sin(theta) * c
+
+    base = np.array([0.0, 0.0, c])
+    factor = {"center_facing": 0.0, "no_rotation": 1.0, "trajectory_aligned": 2.0}[camera_rotation]
+    M = np.stack([_official_look_at(p, base + factor * p, corrected) for p in pos])
+    w2cs = M @ W0  # broadcasts [T,4,4] @ [4,4] or [T,4,4]
+    Ks = np.broadcast_to(K64, (T, 3, 3)) if K64.ndim == 2 else K64
+    return _to_torch(w2cs), _to_torch(Ks)
+
+
+def intrinsics_from_fov(fov_y_deg: float, height: int, width: int) -> np.ndarray:
+    """Square-pixel K for a vertical FOV (degrees) at (H, W); principal point (W/2, H/2).
+
+    The principal point follows the official convention (704x1280 -> cx=640, cy=352) rather than
+    the pixel-centre ((W-1)/2, (H-1)/2). Returns float64 [3,3].
+    """
+    fov = _check_fov(fov_y_deg)
+    H, W = _check_hw(height, width)
+    f = (H / 2.0) / math.tan(math.radians(fov) / 2.0)
+    return np.array([[f, 0.0, W / 2.0], [0.0, f, H / 2.0], [0.0, 0.0, 1.0]])
+
+
+def fov_y_from_intrinsics(K, height: int) -> float:
+    """Vertical FOV in degrees of K at image height H: 2*atan((H/2)/fy)."""
+    K = validate_intrinsics(K)
+    if K.ndim != 2:
+        raise InputError("fov_y_from_intrinsics takes a single [3,3] K")
+    H, _ = _check_hw(height, 1)
+    return math.degrees(2.0 * math.atan((H / 2.0) / K[1, 1]))
+
+
+def scale_intrinsics(K, sy: float, sx: float):
+    """K for an image resized by (sy, sx): rows 0 and 1 scaled. Keeps the input type ([...,3,3])."""
+    for name, s in (("sy", sy), ("sx", sx)):
+        if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s) or s <= 0:
+            raise InputError(f"intrinsics scale {name} must be a positive finite number, got {s!r}")
+    if isinstance(K, torch.Tensor):
+        out = K.clone()
+    else:
+        out = np.array(K, dtype=np.float64)
+    out[..., 0, :] = out[..., 0, :] * sx
+    out[..., 1, :] = out[..., 1, :] * sy
+    return out
+
+
+_GL_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def opencv_c2w_to_opengl(c2w):
+    """OpenCV camera-to-world -> OpenGL camera-to-world (camera y and z axes negated; same world)."""
+    if isinstance(c2w, torch.Tensor):
+        return c2w @ torch.as_tensor(_GL_FLIP, dtype=c2w.dtype, device=c2w.device)
+    return np.asarray(c2w, dtype=np.float64) @ _GL_FLIP
+
+
+def opengl_c2w_to_opencv(c2w):
+    """OpenGL camera-to-world -> OpenCV camera-to-world (the flip is its own inverse)."""
+    return opencv_c2w_to_opengl(c2w)
+
+
+def _check_fov(fov_y_deg) -> float:
+    if isinstance(fov_y_deg, bool):
+        raise InputError("fov must be a number of degrees")
+    try:
+        fov = float(fov_y_deg)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"fov must be a number of degrees, got {fov_y_deg!r}") from exc
+    if not math.isfinite(fov) or not 1.0 < fov < 179.0:
+        raise InputError(f"fov must be in (1, 179) degrees, got {fov_y_deg!r}")
+    return fov
+
+
+def _check_hw(height, width) -> tuple[int, int]:
+    for name, v in (("height", height), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise InputError(f"image {name} must be a positive integer, got {v!r}")
+    return int(height), int(width)
