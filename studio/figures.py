@@ -1,0 +1,151 @@
+"""Plotly figures: the point-cloud scene with camera frustums and path, and the coverage chart.
+
+Everything is drawn in display coordinates (see `studio.viewcam`). The point cloud is capped at
+`POINT_BUDGET` points (sent to the browser as JSON on every path change; plotly encodes the numeric
+arrays as base64, the colours as "#rrggbb" strings: about 1.5 MB at the cap).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from studio.viewcam import SceneBox, plotly_camera_from_pose, to_display, w2c_from_look
+
+POINT_BUDGET = 50_000
+MARKER_SIZE = 1.5
+MAX_FRUSTUMS = 24  # more keyframes than this (presets: one per frame) -> draw every n-th
+KEYFRAME_COLOUR = "#3b82f6"
+SELECTED_COLOUR = "#06b6d4"
+CURRENT_COLOUR = "#f97316"
+PATH_COLOUR = "#a855f7"
+CLOUD_TRACE = 0  # the JS click hook accepts clicks on this trace only
+
+
+def _hex_colours(rgb: np.ndarray) -> list[str]:
+    rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
+    return ["#%02x%02x%02x" % tuple(c) for c in rgb.tolist()]
+
+
+def frustum_lines(w2c: np.ndarray, fov_y_deg: float, aspect: float, size: float) -> np.ndarray:
+    """Polyline (display coords, NaN-separated) of a camera frustum: apex, image rectangle, up tick."""
+    w2c = np.asarray(w2c, dtype=np.float64)
+    rot, t = w2c[:3, :3], w2c[:3, 3]
+    centre = -rot.T @ t
+    hy = size * math.tan(math.radians(fov_y_deg) / 2)
+    hx = hy * aspect
+    cam = np.array([[-hx, -hy, size], [hx, -hy, size], [hx, hy, size], [-hx, hy, size]])
+    corners = cam @ rot + centre  # rows: c2w rotation applied (rot.T @ p) + centre
+    tick = np.array([0.0, -hy * 1.4, size]) @ rot + centre  # a tip above the image's top edge (-y)
+    nan = np.full(3, np.nan)
+    seq = [centre, corners[0], corners[1], centre, corners[2], corners[3], centre, nan,
+           corners[0], corners[1], corners[2], corners[3], corners[0], nan,
+           corners[0], tick, corners[1], nan]
+    return to_display(np.array(seq))
+
+
+def _lines_trace(polylines: list[np.ndarray], colour: str, width: float, name: str) -> go.Scatter3d:
+    if polylines:
+        pts = np.concatenate([np.vstack([p, np.full((1, 3), np.nan)]) for p in polylines])
+    else:
+        pts = np.zeros((0, 3))
+    return go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="lines", name=name,
+                        line=dict(color=colour, width=width), hoverinfo="skip", connectgaps=False)
+
+
+def keyframe_indices_to_draw(count: int, selected: int | None) -> list[int]:
+    """All keyframes, or every n-th (always first, last and selected) when there are many."""
+    if count <= MAX_FRUSTUMS:
+        return list(range(count))
+    step = math.ceil(count / MAX_FRUSTUMS)
+    keep = set(range(0, count, step)) | {count - 1}
+    if selected is not None and 0 <= selected < count:
+        keep.add(selected)
+    return sorted(keep)
+
+
+def scene_figure(
+    xyz: np.ndarray,
+    rgb: np.ndarray,
+    *,
+    box: SceneBox,
+    aspect: float,
+    focus_distance: float,
+    keyframes: list[tuple[np.ndarray, float]] = (),
+    selected: int | None = None,
+    path_centres: np.ndarray | None = None,
+    current: tuple[np.ndarray, float] | None = None,
+    uirevision: str = "scene",
+) -> go.Figure:
+    """The 3D view: coloured points, numbered keyframe frustums, the path line, the current camera.
+
+    xyz/rgb: world points and uint8 colours (already capped); keyframes: (w2c, fov_y_deg) pairs;
+    path_centres: world camera centres along the sampled path; current: (w2c, fov) of the preview frame.
+    """
+    pts = to_display(xyz)
+    size = 0.12 * float(focus_distance)
+    traces = [go.Scatter3d(
+        x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", name="point cloud",
+        marker=dict(size=MARKER_SIZE, color=_hex_colours(rgb), line=dict(width=0)),
+        hoverinfo="none", showlegend=False,
+    )]
+    if path_centres is not None and len(path_centres):
+        pc = to_display(path_centres)
+        traces.append(go.Scatter3d(x=pc[:, 0], y=pc[:, 1], z=pc[:, 2], mode="lines", name="path",
+                                   line=dict(color=PATH_COLOUR, width=4), hoverinfo="skip"))
+    draw = keyframe_indices_to_draw(len(keyframes), selected)
+    normal = [frustum_lines(keyframes[i][0], keyframes[i][1], aspect, size) for i in draw if i != selected]
+    traces.append(_lines_trace(normal, KEYFRAME_COLOUR, 3, "keyframes"))
+    if selected is not None and 0 <= selected < len(keyframes):
+        sel = frustum_lines(keyframes[selected][0], keyframes[selected][1], aspect, size)
+        traces.append(_lines_trace([sel], SELECTED_COLOUR, 6, f"selected keyframe {selected + 1}"))
+    if draw:
+        centres = to_display(np.array([-keyframes[i][0][:3, :3].T @ keyframes[i][0][:3, 3] for i in draw]))
+        traces.append(go.Scatter3d(
+            x=centres[:, 0], y=centres[:, 1], z=centres[:, 2], mode="text", name="keyframe numbers",
+            text=[str(i + 1) for i in draw], textposition="top center",
+            textfont=dict(color=KEYFRAME_COLOUR, size=12), hoverinfo="skip", showlegend=False))
+    if current is not None:
+        cur = frustum_lines(current[0], current[1], aspect, size * 1.2)
+        traces.append(_lines_trace([cur], CURRENT_COLOUR, 7, "current frame"))
+
+    # initial view: from behind and above the first camera, looking at the scene centre
+    start = w2c_from_look([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
+                          [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
+    camera = plotly_camera_from_pose(start, box, 1.9 * focus_distance)
+    scene = box.layout()
+    for name in ("xaxis", "yaxis", "zaxis"):
+        scene[name].update(showbackground=False, showgrid=True, zeroline=False, title="",
+                           showticklabels=False, showspikes=False)
+    scene["camera"] = dict(camera, projection=dict(type="perspective"))
+    fig = go.Figure(traces)
+    fig.update_layout(
+        scene=scene, uirevision=uirevision, margin=dict(l=0, r=0, t=0, b=0), height=520,
+        legend=dict(orientation="h", y=0.02, x=0.01, bgcolor="rgba(255,255,255,0.6)"),
+        paper_bgcolor="rgba(0,0,0,0)", dragmode="orbit", clickmode="event",
+    )
+    return fig
+
+
+def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None = None) -> go.Figure:
+    """Coverage (share of covered pixels) per frame, frames under `threshold` marked in red."""
+    cov = np.asarray(coverage, dtype=np.float64)
+    frames = np.arange(len(cov))
+    low = cov < threshold
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=frames, y=cov, mode="lines", name="coverage",
+                             line=dict(color="#2563eb", width=2)))
+    if low.any():
+        fig.add_trace(go.Scatter(x=frames[low], y=cov[low], mode="markers", name=f"< {threshold:.0%}",
+                                 marker=dict(color="#dc2626", size=5)))
+    fig.add_hline(y=threshold, line=dict(color="#dc2626", dash="dash", width=1))
+    if current is not None and 0 <= current < len(cov):
+        fig.add_vline(x=current, line=dict(color=CURRENT_COLOUR, width=1))
+    fig.update_layout(
+        height=180, margin=dict(l=40, r=10, t=24, b=30), showlegend=False,
+        title=dict(text="coverage along the path", font=dict(size=12)),
+        xaxis=dict(title="frame", range=[0, max(len(cov) - 1, 1)]),
+        yaxis=dict(title="covered", range=[0, 1.02], tickformat=".0%"),
+    )
+    return fig

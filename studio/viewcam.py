@@ -1,0 +1,172 @@
+"""Between our camera poses and the plotly 3D view.
+
+World coordinates are OpenCV (x right, y down, z forward from the first camera). The 3D view shows them
+turned so that the image's "up" is plotly's default up (+z) and the first camera looks along +y:
+
+    display = DISPLAY_FROM_WORLD @ world,  i.e. (x, y, z)_world -> (x, z, -y)_display
+
+This is a proper rotation, so angles and handedness are kept and the inverse is the transpose.
+
+Plotly keeps its camera (eye, center, up) in *normalised scene units*: with the axis ranges
+[lo_i, hi_i] and aspect ratio a_i of the scene, a display point p maps to
+n_i = (p_i - (lo_i + hi_i) / 2) * a_i / (hi_i - lo_i) (plotly.js gl-plot3d model matrix, autoScale and
+autoCenter on). We set the aspect ratio proportional to the ranges, so the map is isotropic.
+
+Keyframe field of view: plotly renders with a fixed 45 degree vertical perspective FOV on a canvas of any
+aspect; a keyframe added from the view takes the *scene's* vertical FOV instead, so that every keyframe
+frames the scene like the input image. Position, viewing direction and roll are exactly the view's.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.errors import InputError
+
+DISPLAY_FROM_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+WORLD_FROM_DISPLAY = DISPLAY_FROM_WORLD.T
+PLOTLY_FOV_Y_DEG = 45.0  # gl-plot3d default fovy = pi / 4
+
+
+def to_display(points_world: np.ndarray) -> np.ndarray:
+    """World points [..., 3] -> display points [..., 3]."""
+    return np.asarray(points_world, dtype=np.float64) @ DISPLAY_FROM_WORLD.T
+
+
+def to_world(points_display: np.ndarray) -> np.ndarray:
+    """Display points [..., 3] -> world points [..., 3]."""
+    return np.asarray(points_display, dtype=np.float64) @ WORLD_FROM_DISPLAY.T
+
+
+@dataclass(frozen=True)
+class SceneBox:
+    """Axis ranges (display units) and aspect ratio of the plotly scene."""
+
+    lo: tuple[float, float, float]
+    hi: tuple[float, float, float]
+    aspect: tuple[float, float, float]
+
+    @classmethod
+    def around(cls, display_points: np.ndarray, pad: float = 0.05) -> "SceneBox":
+        """A box holding the points, padded, with an aspect ratio proportional to its ranges."""
+        pts = np.asarray(display_points, dtype=np.float64).reshape(-1, 3)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts) == 0:
+            pts = np.zeros((1, 3))
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        span = np.maximum(hi - lo, 1e-3)
+        size = span.max()
+        # no axis thinner than 5 % of the largest so the box never degenerates
+        span = np.maximum(span, 0.05 * size)
+        mid = (lo + hi) / 2
+        lo, hi = mid - span / 2 * (1 + 2 * pad), mid + span / 2 * (1 + 2 * pad)
+        rng = hi - lo
+        aspect = rng / rng.max()
+        return cls(tuple(map(float, lo)), tuple(map(float, hi)), tuple(map(float, aspect)))
+
+    def layout(self) -> dict:
+        """The plotly `scene` settings (ranges and manual aspect ratio) for this box."""
+        axes = {}
+        for i, name in enumerate("xyz"):
+            axes[f"{name}axis"] = dict(range=[self.lo[i], self.hi[i]], autorange=False)
+        return dict(aspectmode="manual", aspectratio=dict(zip("xyz", self.aspect)), **axes)
+
+    def _scale(self) -> np.ndarray:
+        return np.array(self.aspect) / (np.array(self.hi) - np.array(self.lo))
+
+    def _mid(self) -> np.ndarray:
+        return (np.array(self.lo) + np.array(self.hi)) / 2
+
+    def normalise(self, display_points: np.ndarray) -> np.ndarray:
+        return (np.asarray(display_points, dtype=np.float64) - self._mid()) * self._scale()
+
+    def denormalise(self, normalised: np.ndarray) -> np.ndarray:
+        return np.asarray(normalised, dtype=np.float64) / self._scale() + self._mid()
+
+
+def w2c_from_look(position, target, up_world) -> np.ndarray:
+    """OpenCV world-to-camera pose at `position` looking at `target`, image-up towards `up_world`."""
+    position = np.asarray(position, dtype=np.float64)
+    forward = np.asarray(target, dtype=np.float64) - position
+    norm = np.linalg.norm(forward)
+    if not np.isfinite(norm) or norm < 1e-9:
+        raise InputError("camera: eye and look-at point coincide")
+    forward /= norm
+    up = np.asarray(up_world, dtype=np.float64)
+    up = up - up.dot(forward) * forward
+    if np.linalg.norm(up) < 1e-9:
+        raise InputError("camera: up vector is parallel to the viewing direction")
+    down = -up / np.linalg.norm(up)
+    right = np.cross(down, forward)
+    rot_c2w = np.stack([right, down, forward], axis=1)
+    w2c = np.eye(4)
+    w2c[:3, :3] = rot_c2w.T
+    w2c[:3, 3] = -rot_c2w.T @ position
+    return w2c
+
+
+def pose_from_plotly_camera(camera: dict, box: SceneBox) -> np.ndarray:
+    """w2c [4,4] of the view plotly shows for `camera` = {eye, center, up} (normalised scene units)."""
+    try:
+        vec = {k: np.array([float(camera[k][a]) for a in "xyz"]) for k in ("eye", "center", "up")}
+    except (KeyError, TypeError, ValueError):
+        raise InputError("3D view camera: expected eye, center and up with x, y, z numbers") from None
+    if not all(np.isfinite(v).all() for v in vec.values()):
+        raise InputError("3D view camera: non-finite values")
+    eye = to_world(box.denormalise(vec["eye"]))
+    center = to_world(box.denormalise(vec["center"]))
+    # a direction: scale without the offset
+    up = to_world(vec["up"] / box._scale())
+    return w2c_from_look(eye, center, up)
+
+
+def plotly_camera_from_pose(w2c: np.ndarray, box: SceneBox, focus_distance: float) -> dict:
+    """The plotly camera {eye, center, up} showing pose `w2c`, orbiting a point `focus_distance` ahead."""
+    w2c = np.asarray(w2c, dtype=np.float64)
+    rot = w2c[:3, :3]
+    eye = -rot.T @ w2c[:3, 3]
+    forward, down = rot[2], rot[1]
+    center = eye + forward * float(focus_distance)
+    up_n = to_display(-down) * box._scale()
+    up_n /= np.linalg.norm(up_n)
+    as_xyz = lambda v: {a: float(x) for a, x in zip("xyz", v)}  # noqa: E731
+    return {
+        "eye": as_xyz(box.normalise(to_display(eye))),
+        "center": as_xyz(box.normalise(to_display(center))),
+        "up": as_xyz(up_n),
+    }
+
+
+def parse_view_payload(text: str) -> tuple[dict, SceneBox | None]:
+    """The JSON the browser hook sends: {camera: {eye, center, up}, ranges: {x: [lo, hi], ...}, aspect: {...}}.
+
+    Returns the camera and the live scene box when the payload carries ranges (else None: use ours).
+    """
+    if not text or not text.strip():
+        raise InputError("3D view camera: nothing received from the browser (is the 3D view shown?)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError("3D view camera: not valid JSON") from None
+    if not isinstance(data, dict) or "camera" not in data:
+        raise InputError("3D view camera: missing 'camera'")
+    box = None
+    if data.get("ranges") and data.get("aspect"):
+        try:
+            lo = tuple(float(data["ranges"][a][0]) for a in "xyz")
+            hi = tuple(float(data["ranges"][a][1]) for a in "xyz")
+            aspect = tuple(float(data["aspect"][a]) for a in "xyz")
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise InputError("3D view camera: malformed axis ranges") from None
+        vals = np.array(lo + hi + aspect)
+        if not np.isfinite(vals).all() or any(h <= l for l, h in zip(lo, hi)) or min(aspect) <= 0:
+            raise InputError("3D view camera: degenerate axis ranges")
+        box = SceneBox(lo, hi, aspect)
+    return data["camera"], box
+
+
+def fov_deg_from_focal(focal_px: float, size_px: float) -> float:
+    return math.degrees(2 * math.atan(size_px / (2 * focal_px)))
