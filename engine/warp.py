@@ -1,0 +1,350 @@
+"""Forward warping: the official GEN3C depth-weighted bilinear splat, batched and fast.
+
+Every item b of a batch projects a point set into its own target camera (``w2cs[b]``, ``Ks[b]``) and
+splats it. The arithmetic is the official one (``forward_warp_utils_pytorch.bilinear_splatting``):
+
+- ``X_c = w2c X_w``; ``(u, v) = (K X_c)_xy / (z + 1e-7)``; a point counts where ``valid`` and ``z > 0``.
+- Four bilinear taps onto an (H+2)x(W+2) canvas offset by +1, coordinates clamped to [0, W+1]x[0, H+1]
+  (off-screen points land in the discarded border ring). On an exact integer floor == ceil and all four
+  taps hit one pixel.
+- Soft z weight: ``e = 50 log1p(max(z,0)) / (M + 1e-7)``, capped at 80 (10 for float16), weight
+  ``bilinear * valid / (exp(e) + 1e-7)``. ``M`` is the maximum of ``log1p(max(z,0))`` over the
+  normalisation group: the official ``render_cache`` warps the flattened items in chunks of 2 and takes
+  the maximum over the whole chunk (masked and behind-camera points included). ``norm_group`` reproduces
+  this while all items are rendered in one call.
+- Output ``sum(w c) / sum(w)`` where ``sum(w) > 0`` else -1, clamped to [-1, 1]; NaN weight sums become
+  1000; mask = ``sum(w) > 0``; the depth render is the same splat of z with 0 in holes.
+
+Speed: the four taps are fused into one ``index_add_`` keyed by the top-left tap (16 values per point
+for RGB + weight), and the three shifted corners are added back on the canvas; CPU results are
+deterministic. Items are processed in chunks (a multiple of ``norm_group``) so memory stays bounded.
+:func:`splat_reference` is a straightforward official-style implementation (pairs of items,
+``index_put_`` per tap), kept as the semantic reference for tests and the benchmark.
+"""
+from __future__ import annotations
+
+import torch
+
+from engine.errors import InputError
+
+DEPTH_WEIGHT_SCALE = 50.0
+NAN_WEIGHT = 1000.0
+# bytes of scratch memory per (item, point) in the fused path, used to size item chunks
+_BYTES_PER_POINT_ITEM = 160
+_DEFAULT_BUDGET = {"cpu": 64 << 20, "cuda": 4 << 30}
+
+
+def max_exponent(dtype: torch.dtype) -> float:
+    """The official cap on the z-weight exponent for a dtype."""
+    if dtype == torch.float16:
+        return 10.0
+    if dtype == torch.float64:
+        return 700.0
+    return 80.0
+
+
+# ----------------------------------------------------------------------------------------- checks
+
+def _check_cameras(w2cs: torch.Tensor, Ks: torch.Tensor) -> int:
+    if not isinstance(w2cs, torch.Tensor) or w2cs.dim() != 3 or tuple(w2cs.shape[1:]) != (4, 4):
+        raise InputError(f"w2cs must be a [B,4,4] tensor, got {_shape(w2cs)}")
+    if not isinstance(Ks, torch.Tensor) or Ks.dim() != 3 or tuple(Ks.shape[1:]) != (3, 3):
+        raise InputError(f"Ks must be a [B,3,3] tensor, got {_shape(Ks)}")
+    if len(w2cs) != len(Ks):
+        raise InputError(f"w2cs and Ks disagree in batch size: {len(w2cs)} vs {len(Ks)}")
+    if not bool(torch.isfinite(w2cs).all()):
+        raise InputError("w2cs contain NaN or infinite values")
+    if not bool(torch.isfinite(Ks).all()):
+        raise InputError("Ks contain NaN or infinite values")
+    det = torch.linalg.det(Ks.detach().double().cpu()) if len(Ks) else torch.ones(1, dtype=torch.float64)
+    if bool((det.abs() < 1e-12).any()):
+        raise InputError("an intrinsics matrix K is not invertible (zero focal length?)")
+    return len(w2cs)
+
+
+def _shape(x) -> str:
+    return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def _prepare_sources(points, colors, valid, batch, source_index):
+    """Bring points/colors/valid to [S,P,...] and the item -> source map to [B] (no copies)."""
+    if not isinstance(points, torch.Tensor) or points.dim() not in (2, 3) or points.shape[-1] != 3:
+        raise InputError(f"points must be [P,3] or [S,P,3], got {_shape(points)}")
+    if points.dim() == 2:
+        points = points.unsqueeze(0)
+    S, P = points.shape[:2]
+    if not isinstance(colors, torch.Tensor) or colors.dim() not in (2, 3):
+        raise InputError(f"colors must be [P,C] or [S,P,C], got {_shape(colors)}")
+    if colors.dim() == 2:
+        colors = colors.unsqueeze(0)
+    if tuple(colors.shape[:2]) != (S, P):
+        raise InputError(f"colors {tuple(colors.shape)} do not match points {tuple(points.shape)}")
+    if valid is None:
+        valid = torch.ones(S, P, dtype=torch.bool, device=points.device)
+    if not isinstance(valid, torch.Tensor) or valid.dim() not in (1, 2):
+        raise InputError(f"valid must be [P] or [S,P], got {_shape(valid)}")
+    if valid.dim() == 1:
+        valid = valid.unsqueeze(0)
+    if tuple(valid.shape) != (S, P):
+        raise InputError(f"valid {tuple(valid.shape)} does not match points {tuple(points.shape)}")
+    if not points.is_floating_point() or not bool(torch.isfinite(points).all()):
+        raise InputError("points must be finite floating-point values")
+    if source_index is None:
+        if S == 1:
+            source_index = torch.zeros(batch, dtype=torch.long)
+        elif S == batch:
+            source_index = torch.arange(batch)
+        else:
+            raise InputError(f"{S} point sets for {batch} cameras: pass source_index to map them")
+    else:
+        source_index = torch.as_tensor(source_index, dtype=torch.long).cpu()
+        if tuple(source_index.shape) != (batch,) or (batch and (
+                int(source_index.min()) < 0 or int(source_index.max()) >= S)):
+            raise InputError(f"source_index must be [{batch}] with values in [0,{S})")
+    return points, colors, valid, source_index
+
+
+def _check_size(height, width):
+    if not (isinstance(height, int) and isinstance(width, int)) or height < 1 or width < 1:
+        raise InputError(f"height and width must be positive integers, got {height!r} x {width!r}")
+
+
+# ------------------------------------------------------------------------------------ projection
+
+def _project(points: torch.Tensor, w2cs: torch.Tensor, Ks: torch.Tensor):
+    """Points [b|1,P,3] into cameras [b] -> (u, v, z) each [b,P].
+
+    Written as separate elementwise multiplies and adds in the order of the official small-matrix
+    product (sum over k of a_k * b_k from k = 0, no fused multiply-add), so that projected
+    coordinates are bit-identical: a point landing exactly on an integer gets all four taps on one
+    pixel, so one rounding step of difference would change the image, not just its last bit.
+    """
+    X, Y, Z = points[..., 0], points[..., 1], points[..., 2]
+    w = w2cs.to(points.dtype)[:, :3, :, None]  # [b,3,4,1]
+    cam = [((X * w[:, i, 0] + Y * w[:, i, 1]) + Z * w[:, i, 2]) + w[:, i, 3] for i in range(3)]
+    k = Ks.to(points.dtype)[:, :, :, None]  # [b,3,3,1]
+    pix = [(cam[0] * k[:, i, 0] + cam[1] * k[:, i, 1]) + cam[2] * k[:, i, 2] for i in range(2)]
+    if bool((Ks[:, 2] == Ks.new_tensor([0.0, 0.0, 1.0])).all()):
+        z = cam[2]  # (0*x + 0*y) + 1*z is exactly z
+    else:
+        z = (cam[0] * k[:, 2, 0] + cam[1] * k[:, 2, 1]) + cam[2] * k[:, 2, 2]
+    denom = z + 1e-7
+    return pix[0] / denom, pix[1] / denom, z
+
+
+def _group_max(per_item: torch.Tensor, group: int) -> torch.Tensor:
+    """Maximum over consecutive groups of ``group`` items, broadcast back to the items."""
+    n = per_item.shape[0]
+    pad = (-n) % group
+    padded = torch.cat([per_item, per_item.new_full((pad,), float("-inf"))]) if pad else per_item
+    return padded.view(-1, group).amax(1).repeat_interleave(group)[:n]
+
+
+def _axis_taps(coord: torch.Tensor, size: int):
+    """Clamped floor index and the two official bilinear weights along one axis.
+
+    Returns (index of the low tap, weight of the low tap, weight of the high tap). When the two taps
+    coincide (exact integer or clamped) their weights are merged into the low tap, which makes the
+    high tap always ``index + 1``.
+    """
+    off = coord + 1
+    lo = torch.floor(off).clamp_(0, size + 1)
+    hi = torch.ceil(off).clamp_(0, size + 1)
+    off = off.clamp(0, size + 1)
+    w_lo = 1 - (off - lo)
+    w_hi = 1 - (hi - off)
+    same = lo == hi
+    w_lo = torch.where(same, w_lo + w_hi, w_lo)
+    w_hi = torch.where(same, torch.zeros_like(w_hi), w_hi)
+    return lo, w_lo, w_hi
+
+
+# --------------------------------------------------------------------------------------- fast path
+
+def _splat_chunk(points, colors, valid, src, w2cs, Ks, M_items, H, W, cap, render_depth):
+    """Fused splat of one chunk of items. Returns canvas sums [b,H,W,C(+1)+1] (last = weight)."""
+    b = len(w2cs)
+    shared = bool((src == src[0]).all())
+    pts = points[src[:1]] if shared else points[src]
+    u, v, z = _project(pts, w2cs, Ks)
+    ok = valid[src[:1]] if shared else valid[src]
+    ok = ok & (z > 0)
+    finite = torch.isfinite(u) & torch.isfinite(v)
+    ok = ok & finite
+    u = torch.where(finite, u, torch.full_like(u, -2.0))
+    v = torch.where(finite, v, torch.full_like(v, -2.0))
+
+    logz = torch.log1p(z.clamp(min=0))
+    expo = (logz / (M_items[:, None] + 1e-7) * DEPTH_WEIGHT_SCALE).clamp_(max=cap)
+    weight = torch.where(ok, 1.0 / (torch.exp(expo) + 1e-7), torch.zeros_like(expo))
+
+    x0, ax0, ax1 = _axis_taps(u, W)
+    y0, ay0, ay1 = _axis_taps(v, H)
+    Wc = W + 2
+    base = (y0 * Wc + x0).long()
+    base += (torch.arange(b, device=base.device) * ((H + 2) * Wc))[:, None]
+
+    cols = colors[src[:1]] if shared else colors[src]
+    feats = [cols.expand(b, -1, -1) * weight[..., None]]
+    if render_depth:
+        feats.append((z * weight)[..., None])
+    feats.append(weight[..., None])
+    feat = torch.cat(feats, dim=-1)  # [b,P,F]
+    corners = torch.stack([ay0 * ax0, ay0 * ax1, ay1 * ax0, ay1 * ax1], dim=-1)  # [b,P,4]
+    F_ = feat.shape[-1]
+    vals = (corners[..., :, None] * feat[..., None, :]).reshape(-1, 4 * F_)
+    acc = torch.zeros(b * (H + 2) * Wc, 4 * F_, dtype=vals.dtype, device=vals.device)
+    acc.index_add_(0, base.reshape(-1), vals)
+    acc = acc.view(b, H + 2, Wc, 4, F_)
+    # corner k of the point keyed at (y, x) lands at (y + dy_k, x + dx_k)
+    out = acc[:, 1:H + 1, 1:W + 1, 0]
+    out = out + acc[:, 1:H + 1, 0:W, 1]
+    out = out + acc[:, 0:H, 1:W + 1, 2]
+    out = out + acc[:, 0:H, 0:W, 3]
+    return out
+
+
+def _finish(out: torch.Tensor, C: int, render_depth: bool):
+    """Canvas sums [b,H,W,F] -> images [b,C,H,W], masks [b,1,H,W], depth [b,1,H,W] | None."""
+    wsum = torch.nan_to_num(out[..., -1], nan=NAN_WEIGHT)
+    mask = wsum > 0
+    safe = torch.where(mask, wsum, torch.ones_like(wsum))[..., None]
+    img = torch.where(mask[..., None], out[..., :C] / safe, torch.full_like(out[..., :C], -1.0))
+    img = img.clamp_(-1, 1).permute(0, 3, 1, 2).contiguous()
+    depth = None
+    if render_depth:
+        depth = torch.where(mask, out[..., C] / safe[..., 0], torch.zeros_like(wsum)).unsqueeze(1)
+    return img, mask.unsqueeze(1).to(img.dtype), depth
+
+
+def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, render_depth=False,
+          source_index=None, chunk=None):
+    """Official GEN3C depth-weighted bilinear splat of B items in one call.
+
+    Args:
+        points: world points ``[P,3]`` (shared by every item) or ``[S,P,3]``.
+        colors: ``[P,C]`` or ``[S,P,C]`` values to splat (images in [-1,1]; the output is clamped).
+        valid: ``[P]`` / ``[S,P]`` bool or {0,1} (None = all valid); multiplies the weights.
+        w2cs, Ks: target cameras ``[B,4,4]``, ``[B,3,3]``.
+        height, width: output size.
+        norm_group: number of consecutive items sharing the log-depth maximum (official: 2).
+        render_depth: also return the splatted target-camera z (0 in holes).
+        source_index: ``[B]`` point set used by each item (default: all share set 0 when S == 1,
+            item b uses set b when S == B).
+        chunk: items per batch of work (rounded up to a multiple of ``norm_group``); default sized
+            to a memory budget.
+
+    Returns:
+        ``images [B,C,H,W]`` (holes -1), ``masks [B,1,H,W]`` float {0,1} (+ ``depth [B,1,H,W]``),
+        on the device of ``points``.
+    """
+    _check_size(height, width)
+    if not isinstance(norm_group, int) or norm_group < 1:
+        raise InputError(f"norm_group must be a positive integer, got {norm_group!r}")
+    B = _check_cameras(w2cs, Ks)
+    points, colors, valid, src = _prepare_sources(points, colors, valid, B, source_index)
+    device, dtype = points.device, points.dtype
+    w2cs = w2cs.to(device=device, dtype=dtype)
+    Ks = Ks.to(device=device, dtype=dtype)
+    colors = colors.to(dtype)
+    valid = valid.to(device) != 0
+    C, P = colors.shape[-1], points.shape[1]
+    cap = max_exponent(dtype)
+
+    # per-item log-depth maxima (cheap: z only), then the official group maxima
+    M = _item_log_depth_max(points, w2cs, Ks, src.to(device), chunk_items=_chunk_items(P, device))
+    M = _group_max(M, norm_group)
+
+    if chunk is None:
+        chunk = _chunk_items(P, device)
+    chunk = max(norm_group, -(-int(chunk) // norm_group) * norm_group) if B else 1
+    images, masks, depths = [], [], []
+    src_dev = src.to(device)
+    for s in range(0, B, chunk):
+        e = min(B, s + chunk)
+        out = _splat_chunk(points, colors, valid, src_dev[s:e], w2cs[s:e], Ks[s:e], M[s:e],
+                           height, width, cap, render_depth)
+        img, msk, dep = _finish(out, C, render_depth)
+        images.append(img)
+        masks.append(msk)
+        if render_depth:
+            depths.append(dep)
+    if B == 0:
+        images = [torch.empty(0, C, height, width, dtype=dtype, device=device)]
+        masks = [torch.empty(0, 1, height, width, dtype=dtype, device=device)]
+        depths = [torch.empty(0, 1, height, width, dtype=dtype, device=device)]
+    result = (torch.cat(images), torch.cat(masks))
+    if render_depth:
+        result = result + (torch.cat(depths),)
+    return result
+
+
+def _chunk_items(P: int, device: torch.device) -> int:
+    budget = _DEFAULT_BUDGET["cuda" if device.type == "cuda" else "cpu"]
+    return max(1, budget // max(1, P * _BYTES_PER_POINT_ITEM))
+
+
+def _item_log_depth_max(points, w2cs, Ks, src, chunk_items):
+    """max over points of log1p(max(z, 0)) for each item [B] (z = the projected depth)."""
+    out = []
+    for s in range(0, len(w2cs), max(1, chunk_items * 4)):
+        e = min(len(w2cs), s + max(1, chunk_items * 4))
+        sub = src[s:e]
+        shared = bool((sub == sub[0]).all())
+        pts = points[sub[:1]] if shared else points[sub]
+        z = _project(pts, w2cs[s:e], Ks[s:e])[2]
+        out.append(torch.log1p(z.clamp(min=0)).amax(1))
+    return torch.cat(out) if out else w2cs.new_zeros(0)
+
+
+# ------------------------------------------------------------------------------ semantic reference
+
+def splat_reference(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2,
+                    render_depth=False, source_index=None):
+    """Straightforward official-style splat: items in chunks of ``norm_group``, one
+    ``index_put_(accumulate=True)`` per tap, the log-depth maximum over the chunk. Slow; used as the
+    semantic reference in tests and in the benchmark. Same arguments and outputs as :func:`splat`.
+    """
+    _check_size(height, width)
+    B = _check_cameras(w2cs, Ks)
+    points, colors, valid, src = _prepare_sources(points, colors, valid, B, source_index)
+    dtype, device = points.dtype, points.device
+    H, W = height, width
+    outs = []
+    for s in range(0, B, norm_group):
+        idx = src[s:s + norm_group].to(device)
+        b = len(idx)
+        pts, col, msk = points[idx], colors[idx].to(dtype), valid[idx].to(device).to(dtype)
+        homo = torch.cat([pts, torch.ones_like(pts[..., :1])], -1).unsqueeze(-1)  # b,P,4,1
+        cam = torch.matmul(w2cs[s:s + b, None].to(dtype), homo)[:, :, :3]
+        proj = torch.matmul(Ks[s:s + b, None].to(dtype), cam)[..., 0]  # b,P,3
+        z = proj[..., 2]
+        msk = msk * (z > 0)
+        pos = proj[..., :2] / (proj[..., 2:3] + 1e-7) + 1
+        fl, ce = torch.floor(pos).long(), torch.ceil(pos).long()
+        lim = torch.tensor([W + 1, H + 1], device=device)
+        pos = torch.minimum(pos.clamp(min=0), lim.to(dtype))
+        fl = torch.minimum(fl.clamp(min=0), lim)
+        ce = torch.minimum(ce.clamp(min=0), lim)
+        dx0, dy0 = pos[..., 0] - fl[..., 0], pos[..., 1] - fl[..., 1]
+        dx1, dy1 = ce[..., 0] - pos[..., 0], ce[..., 1] - pos[..., 1]
+        logz = torch.log1p(z.clamp(min=0))
+        dw = torch.exp((logz / (logz.max() + 1e-7) * DEPTH_WEIGHT_SCALE).clamp(max=max_exponent(dtype))) + 1e-7
+        taps = [
+            ((1 - dy0) * (1 - dx0), fl[..., 1], fl[..., 0]),
+            ((1 - dy1) * (1 - dx0), ce[..., 1], fl[..., 0]),
+            ((1 - dy0) * (1 - dx1), fl[..., 1], ce[..., 0]),
+            ((1 - dy1) * (1 - dx1), ce[..., 1], ce[..., 0]),
+        ]
+        vals = torch.cat([col, z[..., None]], -1) if render_depth else col
+        canvas = torch.zeros(b, H + 2, W + 2, vals.shape[-1], dtype=dtype, device=device)
+        wsum = torch.zeros(b, H + 2, W + 2, 1, dtype=dtype, device=device)
+        bi = torch.arange(b, device=device)[:, None]
+        for prox, yy, xx in taps:
+            w = (prox * msk / dw)[..., None]
+            canvas.index_put_((bi, yy, xx), vals * w, accumulate=True)
+            wsum.index_put_((bi, yy, xx), w, accumulate=True)
+        canvas, wsum = canvas[:, 1:-1, 1:-1], wsum[:, 1:-1, 1:-1]
+        outs.append(torch.cat([canvas, wsum], -1))
+    out = torch.cat(outs) if outs else torch.zeros(0, H, W, colors.shape[-1] + 1 + render_depth)
+    return _finish(out, colors.shape[-1], render_depth)[: 2 + int(render_depth)]
