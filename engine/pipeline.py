@@ -1,0 +1,494 @@
+"""GEN3C generation: one 3D-cache-conditioned chunk, and long videos chunk after chunk.
+
+Everything shape-related (resolution, chunk length, latent channels, compression, fps, sigma_data) comes from the
+weights folder (``gen3c.json`` and the model configs), never from constants, so the tiny test models run the same
+code at e.g. 64x128 with 17-frame chunks.
+
+One chunk (official ``gen3c_single_image.py``): render the cache along the chunk's cameras; VAE-encode every
+buffer's RGB warp and its mask (2m - 1, 3 channels) -> ``[rgb_0 | mask_0 | rgb_1 | mask_1]`` (absent buffers are
+zero latents); encode ``[first frame, zeros ...]`` as the condition latent; run :func:`engine.sampler.sample_latents`;
+decode.
+
+Long videos: chunk k covers frames [(C-1)k, (C-1)k + C - 1]; consecutive chunks share one frame. Chunk k > 0 starts
+from the last frame of chunk k-1 (after a uint8 round trip), whose depth (MoGe or the given estimator) is aligned
+into the cache (``Cache3D.update``, official non-rigid alignment) at the camera of frame (C-1)k; the chunk is joined
+without its duplicate first frame.
+
+Frame counts that are not (C-1)N + 1: the camera path is sampled for exactly the requested T frames (so frame i is
+where the user put it and the path ends where the user ended it), N = ceil((T-1)/(C-1)) chunks are generated, the
+cameras past T hold the last pose, and the extra tail frames are dropped. The output always has T frames.
+
+Seeding: one ``torch.Generator`` (CPU) seeded once per ``generate``; each chunk's initial noise continues it, so a
+seed gives the same video on any device. The augmentation noise is the official numpy draw from the same seed.
+
+Memory placement plan (GPU; cannot be measured on this CPU-only machine, the arithmetic is from
+/work/shared/reference/performance.md sec. 3-5):
+
+- ``"low_memory"`` (target: a 121-frame 704x1280 generation within 24 GB):
+  the DiT stays resident in bf16 (7.24 B params = 14.5 GB); one forward peaks at 19.6 GB, i.e. ~5 GB of
+  activations at batch 1 (so cond and uncond run as two batch-1 passes, never batch 2). The text encoder
+  (T5-11B encoder ~4.8 B params, ~9.6 GB bf16) runs only when a prompt is not in the embedding cache; while it
+  runs the DiT is parked on the CPU (14.5 + 9.6 would not fit next to activations), then T5 is released and the
+  DiT moved back; embeddings (512 x 1024 each) are kept. The VAE (~0.2 GB weights) is loaded with tiling: an
+  untiled decode of 121x704x1280 peaks at 29.8 GB, so the tokenizer must tile to stay under the ~9 GB left next to
+  the resident DiT. MoGe (ViT-L, ~1.3 GB fp32) is loaded for each depth estimate and released right after.
+  Peak = DiT forward 19.6 GB + latents/cache tensors (<0.2 GB) -> ~20 GB, provided the tiled VAE peaks below
+  ~4 GB. ``torch.cuda.empty_cache`` runs only on cancel and at the end.
+- ``"resident"``: DiT, VAE (untiled), text encoder and MoGe all stay on the GPU between calls
+  (14.5 + 9.6 + 1.3 + 0.2 GB weights, VAE decode peak 29.8 GB -> fits an 80 GB card, not a 24 GB one).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine.errors import Cancelled, InputError, WeightsMissingError
+from engine.sampler import CFG_POLICIES, sample_latents
+
+DEFAULT_NEGATIVE = (
+    "The video captures a series of frames showing ugly scenes, static with no motion, motion blur, "
+    "over-saturation, shaky footage, low resolution, grainy texture, pixelated images, poorly lit areas, "
+    "underexposed and overexposed scenes, poor color balance, washed out colors, choppy sequences, "
+    "jerky movements, low frame rate, artifacting, color banding, unnatural transitions, outdated special "
+    "effects, fake elements, unconvincing visuals, poorly edited content, jump cuts, visual noise, and "
+    "flickering. Overall, the video is of poor quality."
+)
+PLACEMENTS = ("low_memory", "resident")
+
+__all__ = ["DEFAULT_NEGATIVE", "PLACEMENTS", "Gen3CPipeline", "GenerationResult", "chunk_plan"]
+
+
+@dataclass
+class GenerationResult:
+    """A finished generation: uint8 frames, the buffer-0 warps and masks the model saw, and bookkeeping."""
+
+    frames: np.ndarray  # uint8 [T,H,W,3]
+    warps: np.ndarray  # uint8 [T,H,W,3], cache buffer 0 (newest), holes black
+    masks: np.ndarray  # bool [T,H,W], buffer 0 coverage
+    fps: int
+    seed: int
+    timings: dict = field(default_factory=dict)
+
+
+def chunk_plan(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
+    """Frame ranges [start, end] (inclusive) of each chunk; the last may run past ``num_frames - 1``."""
+    if chunk_frames < 2:
+        raise InputError(f"chunk length must be at least 2 frames, got {chunk_frames}")
+    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 2:
+        raise InputError(f"frames must be an integer >= 2, got {num_frames!r}")
+    step = chunk_frames - 1
+    n = math.ceil((num_frames - 1) / step)
+    return [(k * step, k * step + step) for k in range(n)]
+
+
+def _call_estimator(estimator, image_uint8):
+    return estimator.estimate(image_uint8) if hasattr(estimator, "estimate") else estimator(image_uint8)
+
+
+def _release(obj) -> None:
+    if obj is not None and hasattr(obj, "release"):
+        obj.release()
+
+
+def _cancelled(cancel) -> bool:
+    if cancel is None:
+        return False
+    return bool(cancel.is_set()) if hasattr(cancel, "is_set") else bool(cancel())
+
+
+def _to_uint8_video(video: torch.Tensor) -> np.ndarray:
+    """[T,3,H,W] in [-1,1] -> uint8 [T,H,W,3] (the official round((x+1)/2*255))."""
+    v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return v.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class Gen3CPipeline:
+    """Image + camera path -> video with the GEN3C DiT. Build with :meth:`from_pretrained`."""
+
+    def __init__(self, config, transformer, vae, *, text_encoder_loader: Callable | None = None,
+                 depth_estimator=None, depth_estimator_loader: Callable | None = None,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 placement: str = "low_memory", batch_cfg: bool = False):
+        if placement not in PLACEMENTS:
+            raise InputError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
+        self.config = config
+        self.transformer = transformer
+        self.vae = vae
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.placement = placement
+        self.batch_cfg = batch_cfg
+        self._text_encoder_loader = text_encoder_loader
+        self._text_encoder = None
+        self._embeddings: dict[str, torch.Tensor] = {}
+        self._depth_estimator = depth_estimator
+        self._depth_estimator_loader = depth_estimator_loader
+        self._owns_depth_estimator = depth_estimator is None
+        self._keep_cache = False  # tests/studio may set True to inspect `last_cache` after a run
+        self.last_cache = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, weights_dir=None, device=None, dtype=None, placement: str = "low_memory",
+                        depth_estimator=None, batch_cfg: bool = False) -> "Gen3CPipeline":
+        """Load the weights folder (see engine/API.md for the layout).
+
+        ``device`` defaults to CUDA when present; ``dtype`` to bf16 on CUDA and float32 on CPU.
+        ``depth_estimator``: a ``MoGeEstimator``-like object (``.estimate``) or a callable
+        ``image_uint8 -> DepthResult``; default: MoGe from ``<weights>/moge/model.pt``, loaded when needed.
+        """
+        from engine import models
+
+        if placement not in PLACEMENTS:
+            raise InputError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
+        status = models.find_weights(weights_dir)
+        if not status.ok:
+            raise WeightsMissingError(status.help)
+        root = Path(status.path) if getattr(status, "path", None) else Path(weights_dir)
+        device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype is None:
+            dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        config = models.Gen3CConfig.load(root)
+        transformer = models.load_transformer(root, device, dtype).eval()
+        tiling = placement == "low_memory" and device.type == "cuda"
+        vae = models.load_vae(root, device, dtype, tiling=tiling)
+
+        def text_encoder_loader():
+            return models.load_text_encoder(root, device, dtype, None)
+
+        def depth_loader():
+            from engine.depth import MOGE_HELP, MoGeEstimator, find_moge_weights
+
+            path = find_moge_weights(root)
+            if path is None:
+                raise WeightsMissingError(MOGE_HELP)
+            return MoGeEstimator(path, device=device)
+
+        return cls(config, transformer, vae, text_encoder_loader=text_encoder_loader,
+                   depth_estimator=depth_estimator, depth_estimator_loader=depth_loader, device=device,
+                   dtype=dtype, placement=placement, batch_cfg=batch_cfg)
+
+    # ------------------------------------------------------------------ shapes from the config
+    @property
+    def height(self) -> int:
+        return int(self.config.height)
+
+    @property
+    def width(self) -> int:
+        return int(self.config.width)
+
+    @property
+    def chunk_frames(self) -> int:
+        return int(self.config.chunk_frames)
+
+    @property
+    def fps(self) -> int:
+        return int(self.config.fps)
+
+    @property
+    def frame_buffer_max(self) -> int:
+        return int(self.config.frame_buffer_max)
+
+    def latent_shape(self) -> tuple[int, int, int, int, int]:
+        """[1, C, t, h, w] of one chunk's latent."""
+        c = int(self.config.latent_channels)
+        t = 1 + (self.chunk_frames - 1) // int(self.config.temporal_compression)
+        s = int(self.config.spatial_compression)
+        return (1, c, t, self.height // s, self.width // s)
+
+    # ------------------------------------------------------------------ text
+    def encode_prompts(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positive, negative) embeddings [1,L,D]; an empty negative prompt reuses the positive (official)."""
+        for name, text in (("prompt", prompt), ("negative prompt", negative_prompt)):
+            if not isinstance(text, str):
+                raise InputError(f"{name} must be a string, got {type(text).__name__}")
+        wanted = [t for t in dict.fromkeys([prompt, negative_prompt]) if t not in self._embeddings]
+        if wanted:
+            self._run_text_encoder(wanted)
+        pos = self._embeddings[prompt]
+        neg = pos if negative_prompt == "" else self._embeddings[negative_prompt]
+        return pos, neg
+
+    def _run_text_encoder(self, texts: list[str]) -> None:
+        if self._text_encoder_loader is None:
+            raise WeightsMissingError("no text encoder configured for this pipeline")
+        park = self.placement == "low_memory" and self.device.type == "cuda"
+        if park:  # T5 and the DiT together do not fit the low-memory budget
+            self.transformer.to("cpu")
+        try:
+            if self._text_encoder is None:
+                self._text_encoder = self._text_encoder_loader()
+            with torch.no_grad():
+                emb = self._text_encoder.encode(list(texts))
+            for i, text in enumerate(texts):
+                self._embeddings[text] = emb[i:i + 1].detach().to("cpu", torch.float32)
+        finally:
+            if self.placement == "low_memory":
+                _release(self._text_encoder)
+                self._text_encoder = None
+            if park:
+                self.transformer.to(self.device)
+        while len(self._embeddings) > 8:  # keep a few recent prompts
+            self._embeddings.pop(next(iter(self._embeddings)))
+
+    # ------------------------------------------------------------------ depth
+    def estimate_depth(self, image_uint8: np.ndarray):
+        """DepthResult of a model-resolution uint8 frame (MoGe is released afterwards in low-memory mode)."""
+        if self._depth_estimator is None:
+            if self._depth_estimator_loader is None:
+                raise WeightsMissingError("no depth estimator: pass depth= or a depth_estimator")
+            self._depth_estimator = self._depth_estimator_loader()
+        try:
+            return _call_estimator(self._depth_estimator, image_uint8)
+        finally:
+            if self.placement == "low_memory" and self._owns_depth_estimator:
+                _release(self._depth_estimator)
+                self._depth_estimator = None
+
+    # ------------------------------------------------------------------ VAE
+    def _encode(self, video: torch.Tensor) -> torch.Tensor:
+        """[1,3,T,H,W] in [-1,1] -> model latents (float32)."""
+        with torch.no_grad():
+            return self.vae.encode(video.to(self.device, self.dtype)).float()
+
+    def encode_condition(self, first_frame: torch.Tensor) -> torch.Tensor:
+        """Condition latent of [first frame, zeros for the rest of the chunk]."""
+        clip = torch.zeros(1, 3, self.chunk_frames, self.height, self.width)
+        clip[0, :, 0] = first_frame.float().cpu()
+        return self._encode(clip)
+
+    def encode_cache(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Cache renders images [T,N,3,H,W], masks [T,N,1,H,W] -> [1, 2*C*frame_buffer_max, t, h, w]."""
+        n = images.shape[1]
+        if n > self.frame_buffer_max:
+            raise InputError(f"cache has {n} buffers, the model takes at most {self.frame_buffer_max}")
+        parts = []
+        for b in range(n):
+            rgb = images[:, b].permute(1, 0, 2, 3)[None].float()
+            m = (masks[:, b].float() * 2 - 1).repeat(1, 3, 1, 1).permute(1, 0, 2, 3)[None]
+            parts += [self._encode(rgb), self._encode(m)]
+        shape = list(parts[0].shape)
+        for _ in range(n, self.frame_buffer_max):
+            parts += [torch.zeros(shape, device=parts[0].device), torch.zeros(shape, device=parts[0].device)]
+        return torch.cat(parts, dim=1)
+
+    # ------------------------------------------------------------------ one chunk
+    def generate_chunk(self, first_frame: torch.Tensor, images: torch.Tensor, masks: torch.Tensor,
+                       prompt_embeds: torch.Tensor, negative_embeds: torch.Tensor, noise: torch.Tensor, *,
+                       num_steps: int, guidance: float, seed: int = 1, cfg: str = "official",
+                       progress: Callable | None = None, cancel=None, timings: dict | None = None) -> torch.Tensor:
+        """One chunk: first frame [3,H,W] in [-1,1] + cache renders -> video [T,3,H,W] in [-1,1] (CPU float)."""
+        timings = {} if timings is None else timings
+        t0 = time.perf_counter()
+        cache_latents = self.encode_cache(images, masks)
+        condition = self.encode_condition(first_frame)
+        _add(timings, "encode", t0)
+        t0 = time.perf_counter()
+        latents = sample_latents(
+            self.transformer, noise.to(self.device), condition, cache_latents, prompt_embeds.to(self.device),
+            negative_embeds.to(self.device), num_steps=num_steps, guidance=guidance, fps=self.fps,
+            augment_seed=seed, cfg=cfg, sigma_data=float(self.config.sigma_data),
+            augment_sigma=float(self.config.augment_sigma), batch_cfg=self.batch_cfg, progress=progress,
+            cancel=cancel,
+        )
+        del cache_latents, condition
+        _add(timings, "denoise", t0)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            video = self.vae.decode(latents.to(self.dtype)).float()[0].permute(1, 0, 2, 3).cpu()
+        del latents
+        _add(timings, "decode", t0)
+        return video
+
+    # ------------------------------------------------------------------ long video
+    def generate(self, image_uint8: np.ndarray, cameras, num_frames: int, prompt: str = "",
+                 negative_prompt: str = DEFAULT_NEGATIVE, num_steps: int = 35, guidance: float = 1.0,
+                 seed: int = 1, cfg: str = "official", depth=None, progress: Callable | None = None, cancel=None,
+                 foreground_masking: bool = False, fit: str = "crop") -> GenerationResult:
+        """Generate ``num_frames`` frames from one image along ``cameras``.
+
+        ``cameras``: ``(w2cs [T,4,4], Ks [T,3,3])`` at the model resolution (world = the input image's camera,
+        w2c = I), or a ``CameraPath`` (sampled for ``num_frames``). ``depth``: a ``DepthResult`` of the input image
+        (its size or the model size); default: the pipeline's depth estimator. The seed camera's intrinsics come
+        from the depth. ``progress(dict(stage, chunk, num_chunks, step, num_steps))``; ``cancel`` (Event or
+        callable) is checked between steps and stages and raises ``Cancelled``.
+        """
+        plan = chunk_plan(num_frames, self.chunk_frames)
+        self._check_args(num_steps, guidance, seed, cfg)
+        if negative_prompt is None:
+            negative_prompt = ""
+        w2cs, Ks = self._cameras(cameras, num_frames)
+        image_uint8 = _check_image(image_uint8)
+        try:
+            return self._generate(image_uint8, w2cs, Ks, plan, num_frames, prompt, negative_prompt, num_steps,
+                                  guidance, int(seed), cfg, depth, progress, cancel, foreground_masking, fit)
+        except Cancelled as exc:
+            message = str(exc)
+        # raised outside the handler so no traceback keeps the chunk's tensors alive
+        self._free()
+        raise Cancelled(message)
+
+    def _generate(self, image_uint8, w2cs, Ks, plan, num_frames, prompt, negative_prompt, num_steps, guidance,
+                  seed, cfg, depth, progress, cancel, foreground_masking, fit) -> GenerationResult:
+        from engine.cache3d import Cache3D
+        from engine.images import fit_image, to_model_tensor
+
+        image_fit, fit_info = fit_image(image_uint8, self.height, self.width, fit)
+        timings: dict = {}
+        n_chunks = len(plan)
+
+        def report(stage, chunk, step=0):
+            if progress is not None:
+                progress(dict(stage=stage, chunk=chunk, num_chunks=n_chunks, step=step, num_steps=num_steps))
+
+        def check(chunk):
+            if _cancelled(cancel):
+                raise Cancelled(f"generation cancelled in chunk {chunk + 1} of {n_chunks}")
+
+        total = plan[-1][1] + 1  # cameras past the requested end hold the last pose
+        if total > num_frames:
+            w2cs = torch.cat([w2cs, w2cs[-1:].expand(total - num_frames, 4, 4)])
+            Ks = torch.cat([Ks, Ks[-1:].expand(total - num_frames, 3, 3)])
+
+        report("text", 0)
+        t0 = time.perf_counter()
+        pos, neg = self.encode_prompts(prompt, negative_prompt)
+        _add(timings, "text", t0)
+        check(0)
+
+        report("depth", 0)
+        t0 = time.perf_counter()
+        depth_map, K0 = self._seed_depth(image_uint8, image_fit, fit_info, depth)
+        _add(timings, "depth", t0)
+        check(0)
+        first = to_model_tensor(image_fit)
+        cache = Cache3D(first, depth_map, torch.eye(4), K0, frame_buffer_max=self.frame_buffer_max,
+                        foreground_masking=foreground_masking)
+        cache.to(self.device)
+        self.last_cache = cache if self._keep_cache else None
+
+        generator = torch.Generator().manual_seed(seed)
+        frames, warps, masks_out = [], [], []
+        for k, (start, end) in enumerate(plan):
+            check(k)
+            if k > 0:
+                report("update", k)
+                t0 = time.perf_counter()
+                last_uint8 = frames[-1][-1]
+                first = to_model_tensor(last_uint8)
+                d = self.estimate_depth(last_uint8)
+                new_depth = _depth_tensor(np.asarray(d.depth), self.height, self.width)
+                cache.update(first, new_depth, w2cs[start], Ks[start], alignment="non_rigid")
+                _add(timings, "update", t0)
+                check(k)
+            report("render", k)
+            t0 = time.perf_counter()
+            images, masks = cache.render(w2cs[start:end + 1].to(self.device), Ks[start:end + 1].to(self.device))
+            _add(timings, "render", t0)
+            check(k)
+            noise = torch.randn(self.latent_shape(), generator=generator)
+            report("denoise", k)
+
+            def step_progress(step, steps, _k=k):
+                report("denoise", _k, step)
+
+            video = self.generate_chunk(first, images, masks, pos, neg, noise, num_steps=num_steps,
+                                        guidance=guidance, seed=seed, cfg=cfg, progress=step_progress,
+                                        cancel=cancel, timings=timings)
+            keep = slice(0 if k == 0 else 1, None)
+            frames.append(_to_uint8_video(video)[keep])
+            warps.append(_to_uint8_video(images[:, 0].float().cpu())[keep])
+            masks_out.append((masks[:, 0, 0] > 0.5).cpu().numpy()[keep])
+            del video, images, masks
+            report("chunk_done", k, num_steps)
+        del cache
+        self._free()
+        report("done", n_chunks - 1, num_steps)
+        return GenerationResult(
+            frames=np.concatenate(frames)[:num_frames], warps=np.concatenate(warps)[:num_frames],
+            masks=np.concatenate(masks_out)[:num_frames], fps=self.fps, seed=seed, timings=timings,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _free(self) -> None:
+        """Drop unreferenced tensors; ``empty_cache`` only here (on cancel and at the end of a run)."""
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @staticmethod
+    def _check_args(num_steps, guidance, seed, cfg) -> None:
+        if cfg not in CFG_POLICIES:
+            raise InputError(f"unknown cfg policy {cfg!r}; expected one of {', '.join(CFG_POLICIES)}")
+        if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
+            raise InputError(f"steps must be a positive integer, got {num_steps!r}")
+        try:
+            g = float(guidance)
+        except (TypeError, ValueError):
+            raise InputError(f"guidance must be a number, got {guidance!r}") from None
+        if not math.isfinite(g):
+            raise InputError(f"guidance must be finite, got {guidance!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
+            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+
+    def _cameras(self, cameras, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if hasattr(cameras, "sample"):
+            w2cs, Ks = cameras.sample(num_frames, self.height, self.width)
+        else:
+            try:
+                w2cs, Ks = cameras
+            except (TypeError, ValueError):
+                raise InputError("cameras must be (w2cs, Ks) or a CameraPath") from None
+        w2cs = torch.as_tensor(np.asarray(w2cs), dtype=torch.float32)
+        Ks = torch.as_tensor(np.asarray(Ks), dtype=torch.float32)
+        if w2cs.ndim != 3 or w2cs.shape[1:] != (4, 4) or Ks.ndim != 3 or Ks.shape[1:] != (3, 3):
+            raise InputError(f"cameras must be w2cs [T,4,4] and Ks [T,3,3], got {tuple(w2cs.shape)} and "
+                             f"{tuple(Ks.shape)}")
+        if len(w2cs) != num_frames or len(Ks) != num_frames:
+            raise InputError(f"{len(w2cs)} camera poses and {len(Ks)} intrinsics given for {num_frames} frames")
+        if not (torch.isfinite(w2cs).all() and torch.isfinite(Ks).all()):
+            raise InputError("cameras contain NaN or infinite values")
+        return w2cs, Ks
+
+    def _seed_depth(self, image_uint8, image_fit, fit_info, depth):
+        """Depth [1,H,W] and intrinsics [3,3] of the fitted input image."""
+        if depth is None:
+            d = self.estimate_depth(image_fit)
+            dm, K = np.asarray(d.depth, np.float32), np.asarray(d.K, np.float32)
+            if dm.shape != (self.height, self.width):
+                raise InputError(f"depth estimator returned {dm.shape}, expected {(self.height, self.width)}")
+        else:
+            dm, K = np.asarray(depth.depth, np.float32), np.asarray(depth.K, np.float32)
+            if dm.shape == tuple(image_uint8.shape[:2]):
+                dm, K = fit_info.apply_to_depth(dm), fit_info.apply_to_intrinsics(K)
+            elif dm.shape != (self.height, self.width):
+                raise InputError(f"depth is {dm.shape[0]}x{dm.shape[1]}; expected the image size "
+                                 f"{image_uint8.shape[0]}x{image_uint8.shape[1]} or {self.height}x{self.width}")
+        if K.shape != (3, 3) or not np.isfinite(K).all():
+            raise InputError("depth intrinsics must be a finite 3x3 matrix")
+        return _depth_tensor(dm, self.height, self.width), torch.from_numpy(np.ascontiguousarray(K))
+
+
+def _depth_tensor(depth: np.ndarray, height: int, width: int) -> torch.Tensor:
+    d = np.nan_to_num(np.asarray(depth, np.float32), nan=1e4, posinf=1e4, neginf=0.0).clip(0, 1e4)
+    if d.shape != (height, width):
+        raise InputError(f"depth is {d.shape}, expected {(height, width)}")
+    return torch.from_numpy(np.ascontiguousarray(d))[None]
+
+
+def _check_image(image) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 2:
+        raise InputError(f"image must be uint8 [H,W,3], got {arr.dtype} {tuple(arr.shape)}")
+    return arr
+
+
+def _add(timings: dict, key: str, t0: float) -> None:
+    timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
