@@ -57,9 +57,24 @@ class Preview:
     frame_cache: Any  # engine.cache3d.Cache3D at PREVIEW_SIZE
     video_cache: Any  # engine.cache3d.Cache3D at VIDEO_SIZE
     focus_distance: float  # median scene depth: look-at distance for keyframes and the 3D view orbit
+    cloud: Any = None  # (xyz [P,3], rgb uint8 [P,3]) capped at figures.POINT_BUDGET for the 3D view
 
 
-@dataclass(frozen=True)
+class Latest:
+    """The newest revision of a session, shared (by reference) by all its Session snapshots.
+
+    Long renders compare their snapshot's revision with it and drop their result when a newer
+    edit has happened meanwhile: the last change wins.
+    """
+
+    def __init__(self, value: int = 0):
+        self.value = value
+
+    def is_current(self, revision: int) -> bool:
+        return revision == self.value
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity (gradio hashes state values)
 class Session:
     scene: Any = None  # engine.scene.Scene at model resolution
     scene_label: str = ""
@@ -73,12 +88,18 @@ class Session:
     video_cams: Any = None  # (w2cs, Ks) at VIDEO_SIZE
     folder: str = ""  # per-session output folder
     revision: int = 0  # bumped on every path/scene change; stale preview videos are dropped
+    latest: Latest = field(default_factory=Latest)
 
     def with_path(self, path, *, record: bool = True, **changes) -> "Session":
         """A new session with `path` (history recorded unless record=False) and cameras re-sampled."""
-        history = self.history.record(self.path) if record else self.history
-        return replace(self, path=path, history=history, frame_cams=None, video_cams=None,
-                       revision=self.revision + 1, **changes)
+        changes.setdefault("history", self.history.record(self.path) if record else self.history)
+        return self.replace(path=path, frame_cams=None, video_cams=None, **changes)
 
     def replace(self, **changes) -> "Session":
-        return replace(self, **changes)
+        """A new snapshot; a new path or length (frame_cams reset) also bumps the revision."""
+        if "frame_cams" in changes and changes["frame_cams"] is None and "revision" not in changes:
+            changes["revision"] = self.latest.value + 1
+        new = replace(self, **changes)
+        if new.revision > self.latest.value:
+            self.latest.value = new.revision
+        return new

@@ -1,0 +1,127 @@
+"""Per-session output folders, camera-path import and export.
+
+Every session writes under its own folder in STUDIO_ROOT (default: <tmp>/gen3c-studio, or
+$GEN3C_STUDIO_TMP). Folders are removed when the session's state is dropped (tab closed, gradio's
+state TTL) and, as a backstop, by age at start-up and on every new session.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from engine.errors import InputError
+
+MAX_AGE_S = 6 * 3600
+MAX_PATH_FILE_BYTES = 20_000_000
+EXPORT_FORMATS = {
+    "nerfstudio": "camera_path.json (nerfstudio)",
+    "npz": "cameras.npz (GEN3C w2cs_all / Ks_all)",
+    "json": "path.json (GEN3C Studio keyframes)",
+}
+
+
+def studio_root() -> Path:
+    root = Path(os.environ.get("GEN3C_STUDIO_TMP") or Path(tempfile.gettempdir()) / "gen3c-studio")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def new_session_folder() -> str:
+    """A fresh folder for one session's outputs (old folders are swept first)."""
+    sweep_old_folders()
+    return tempfile.mkdtemp(prefix="session-", dir=studio_root())
+
+
+def remove_session_folder(folder: str) -> None:
+    """Delete a session folder; only folders inside the studio root are ever touched."""
+    if not folder:
+        return
+    path = Path(folder).resolve()
+    root = studio_root().resolve()
+    if path.parent == root and path.name.startswith("session-"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_old_folders(max_age_s: float = MAX_AGE_S) -> int:
+    """Remove session folders not modified for `max_age_s` seconds; returns how many were removed."""
+    now, removed = time.time(), 0
+    for child in studio_root().glob("session-*"):
+        try:
+            if child.is_dir() and now - child.stat().st_mtime > max_age_s:
+                shutil.rmtree(child, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def unique_file(folder: str, name: str) -> Path:
+    """A not-yet-existing file path in `folder` starting with `name`'s stem (keeps earlier downloads valid)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, file = tempfile.mkstemp(prefix=f"{stem}-", suffix=suffix, dir=folder)
+    os.close(fd)
+    return Path(file)
+
+
+def export_path(path, fmt: str, num_frames: int, height: int, width: int, folder: str) -> Path:
+    """Write the path as `fmt` (see EXPORT_FORMATS) into `folder`; returns the file."""
+    from engine import paths
+
+    if path is None:
+        raise InputError("export: there is no camera path yet (pick a preset or add keyframes)")
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"export: unknown format {fmt!r} (use one of {', '.join(EXPORT_FORMATS)})")
+    name = {"nerfstudio": "camera_path.json", "npz": "cameras.npz", "json": "path.json"}[fmt]
+    file = unique_file(folder, name)
+    try:
+        if fmt == "nerfstudio":
+            data = paths.to_nerfstudio(path, num_frames, height, width)
+            file.write_text(json.dumps(data, indent=1))
+        elif fmt == "npz":
+            w2cs, Ks = path.sample(num_frames, height, width)
+            paths.save_npz(file, w2cs, Ks)
+        else:
+            paths.save_path_json(path, file)
+    except BaseException:
+        file.unlink(missing_ok=True)
+        raise
+    return file
+
+
+def import_path(file, height: int):
+    """A CameraPath from an uploaded project JSON, nerfstudio camera_path.json or GEN3C NPZ.
+
+    Validates size and format; any problem raises InputError (the caller keeps its current path).
+    `height` is the image height the NPZ intrinsics are given for (the model's).
+    """
+    from engine import paths
+
+    if file is None:
+        raise InputError("import: no file received")
+    file = Path(getattr(file, "name", file))
+    try:
+        size = file.stat().st_size
+    except OSError:
+        raise InputError(f"import: cannot read {file.name}") from None
+    if size == 0:
+        raise InputError(f"import: {file.name} is empty")
+    if size > MAX_PATH_FILE_BYTES:
+        raise InputError(f"import: {file.name} is too large ({size / 1e6:.0f} MB) for a camera path")
+    suffix = file.suffix.lower()
+    if suffix == ".npz":
+        w2cs, Ks = paths.load_npz(file)
+        return paths.CameraPath.from_cameras(w2cs, Ks, height)
+    if suffix != ".json":
+        raise InputError(f"import: {file.name}: unsupported file type {suffix or '(none)'} (use .json or .npz)")
+    try:
+        head = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"import: {file.name} is not valid JSON") from None
+    if isinstance(head, dict) and ("camera_path" in head or "keyframes" in head and "render_height" in head):
+        return paths.load_nerfstudio(file)
+    return paths.load_path_json(file)
