@@ -34,3 +34,25 @@ def dit_from_official(state_dict: dict, net_config: dict | None = None, *, dtype
     model, _ = load_converted(model, source, rename_dit_key, is_skipped_dit_key, "DiT checkpoint",
                               dtype=dtype, keep_fp32=keep_dit_param_fp32)
     return model
+
+
+def vae_from_official(state_dict: dict, config: dict | None = None, *, dtype: torch.dtype | None = None):
+    """Build a diffusers `AutoencoderKLCosmos` from an official Cosmos continuous video tokenizer.
+
+    `state_dict` carries the official module names (`encoder.*`, `quant_conv.*`, `post_quant_conv.*`,
+    `decoder.*`, as in `encoder.jit` + `decoder.jit` or `autoencoder.jit`); `config` uses the official
+    option names (None: the CV8x8x8-720p config). The Haar constants (`wavelets`, `_arange`,
+    `patch_size_buffer`) are dropped on purpose; anything else unknown or missing raises InputError.
+    """
+    from engine.models._loading import load_converted, unwrap_state_dict
+    from engine.models.vae import (
+        CV8X8X8_CONFIG, build_vae, diffusers_vae_config_from_official, is_skipped_vae_key,
+        make_vae_key_renamer,
+    )
+
+    source = unwrap_state_dict(state_dict, "VAE checkpoint")
+    config = CV8X8X8_CONFIG if config is None else config
+    model = build_vae(diffusers_vae_config_from_official(config))
+    rename = make_vae_key_renamer(len(config["channels_mult"]))
+    model, _ = load_converted(model, source, rename, is_skipped_vae_key, "VAE checkpoint", dtype=dtype)
+    return model
