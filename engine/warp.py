@@ -348,3 +348,8 @@ def splat_reference(points, colors, valid, w2cs, Ks, height, width, *, norm_grou
         outs.append(torch.cat([canvas, wsum], -1))
     out = torch.cat(outs) if outs else torch.zeros(0, H, W, colors.shape[-1] + 1 + render_depth)
     return _finish(out, colors.shape[-1], render_depth)[: 2 + int(render_depth)]
+
+
+def cpu_kernel_name() -> str:
+    """Which CPU scatter implementation :func:`splat` uses (reported by the benchmark)."""
+    return "torch-fused-index_add"
