@@ -342,13 +342,13 @@ class CameraPath:
             raise InputError("camera path keyframes must be a sequence of Keyframe")
         kfs = tuple(kfs)
         object.__setattr__(self, "keyframes", kfs)
-        for i, kf in enumerate(kfs):
-            if not isinstance(kf, Keyframe):
-                raise InputError(f"keyframe {i} is a {type(kf).__name__}, not a Keyframe")
         if len(kfs) < 2:
             raise InputError(f"a camera path needs at least 2 keyframes, got {len(kfs)}")
         if len(kfs) > MAX_KEYFRAMES:
             raise InputError(f"too many keyframes ({len(kfs)} > {MAX_KEYFRAMES})")
+        for i, kf in enumerate(kfs):
+            if not isinstance(kf, Keyframe):
+                raise InputError(f"keyframe {i} is a {type(kf).__name__}, not a Keyframe")
         if self.interpolation not in INTERPOLATIONS:
             raise InputError(f"unknown interpolation {self.interpolation!r}; valid: {', '.join(INTERPOLATIONS)}")
         if not isinstance(self.constant_speed, (bool, np.bool_)):
