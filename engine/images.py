@@ -273,7 +273,7 @@ def fit_image(image: np.ndarray, height: int = 704, width: int = 1280, mode: str
     if (rh, rw) == image.shape[:2]:
         resized = image
     else:
-        resized = np.asarray(Image.fromarray(image).resize((rw, rh), Image.Resampling.LANCZOS), dtype=np.uint8)
+        resized = np.array(Image.fromarray(image).resize((rw, rh), Image.Resampling.LANCZOS), dtype=np.uint8)
     if mode == "crop":
         out = fit._place(resized, 0)
     else:
@@ -285,7 +285,8 @@ def fit_image(image: np.ndarray, height: int = 704, width: int = 1280, mode: str
 def to_model_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 [H,W,3] -> float32 torch [3,H,W] in [-1, 1]."""
     _check_uint8_image(image)
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
+    arr = image if image.flags.writeable and image.flags.c_contiguous else np.array(image, order="C")
+    return torch.from_numpy(arr).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
 def to_uint8(tensor) -> np.ndarray:
