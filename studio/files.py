@@ -36,6 +36,27 @@ def new_session_folder() -> str:
     return tempfile.mkdtemp(prefix="session-", dir=studio_root())
 
 
+def session_folder_for(key: str, create: bool = True) -> str:
+    """The folder of the session with id `key` (gradio's session hash); letters, digits, - and _ only."""
+    safe = "".join(c for c in str(key) if c.isalnum() or c in "-_")[:64]
+    if not safe:
+        raise InputError("session id is empty")
+    folder = studio_root() / f"session-{safe}"
+    if create:
+        if not folder.exists():
+            sweep_old_folders()
+        folder.mkdir(exist_ok=True)
+        os.utime(folder)
+    return str(folder)
+
+
+def keep_newest(folder, prefix: str, keep: int = 2) -> None:
+    """Delete all but the `keep` newest files named `prefix*` in `folder` (old preview videos)."""
+    items = sorted(Path(folder).glob(f"{prefix}*"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in items[keep:]:
+        old.unlink(missing_ok=True)
+
+
 def remove_session_folder(folder: str) -> None:
     """Delete a session folder; only folders inside the studio root are ever touched."""
     if not folder:

@@ -85,7 +85,7 @@ def new_session(folder: str = "") -> Session:
     return Session(folder=folder)
 
 
-def _scene_session(session: Session | None, scene, image_uint8, label: str) -> Session:
+def _scene_session(session: Session | None, scene, source: tuple, label: str) -> Session:
     """A session on a new scene: preview caches built, default preset path, history cleared."""
     from engine.cache3d import Cache3D
 
@@ -104,7 +104,7 @@ def _scene_session(session: Session | None, scene, image_uint8, label: str) -> S
         cloud=(np.asarray(xyz), np.asarray(rgb)),
     )
     base = session or Session()
-    fresh = base.replace(scene=scene, scene_label=label, image=image_uint8, preview=preview, path=None,
+    fresh = base.replace(scene=scene, scene_label=label, source=source, preview=preview, path=None,
                          history=History(), selected=0, frame_cams=None, video_cams=None)
     return set_preset(fresh, **DEFAULT_PRESET, record=False)
 
@@ -119,9 +119,7 @@ def load_sample(session: Session | None, name: str) -> Session:
         raise InputError(f"unknown sample {name!r}; available: {', '.join(names)}")
     image, depth = samples.load_sample(name)
     scene = build_scene(image, depth, *MODEL_SIZE)
-    from engine.images import to_uint8
-
-    return _scene_session(session, scene, to_uint8(scene.image), f"sample: {name}")
+    return _scene_session(session, scene, (image, depth, "crop"), f"sample: {name}")
 
 
 def load_upload(session: Session | None, image_file, depth_file=None, fov_y_deg=None, fit: str = "crop",
@@ -152,7 +150,7 @@ def load_upload(session: Session | None, image_file, depth_file=None, fov_y_deg=
             estimator.release()
         source = "MoGe"
     scene = build_scene(image, result, *MODEL_SIZE, fit=fit)
-    return _scene_session(session, scene, images.to_uint8(scene.image), f"upload ({source})")
+    return _scene_session(session, scene, (image, result, fit), f"upload ({source})")
 
 
 def scene_status(session: Session | None) -> str:

@@ -7,6 +7,7 @@ bounded stacks of paths. Nothing here is module-level user data: gradio keeps on
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,7 +79,7 @@ class Latest:
 class Session:
     scene: Any = None  # engine.scene.Scene at model resolution
     scene_label: str = ""
-    image: Any = None  # the scene's input image, uint8 [H,W,3] at model resolution (for generation)
+    source: Any = None  # (image uint8 [H,W,3] as given, engine.depth.DepthResult, fit) for generation
     preview: Preview | None = None
     path: Any = None  # engine.paths.CameraPath | None
     history: History = field(default_factory=History)
@@ -89,6 +90,7 @@ class Session:
     folder: str = ""  # per-session output folder
     revision: int = 0  # bumped on every path/scene change; stale preview videos are dropped
     latest: Latest = field(default_factory=Latest)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set by the Cancel button
 
     def with_path(self, path, *, record: bool = True, **changes) -> "Session":
         """A new session with `path` (history recorded unless record=False) and cameras re-sampled."""

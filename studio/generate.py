@@ -1,0 +1,77 @@
+"""The generate panel's backend: weights status, one pipeline per weights folder, a cancellable run.
+
+The loaded pipeline is a process-wide cache of *model weights* (shared, read-only), not user data;
+GPU work is serialised by the event's `concurrency_id="gpu"`, `concurrency_limit=1`.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from engine.errors import InputError, WeightsMissingError
+
+CFG_POLICIES = ("official", "standard")
+_pipelines: dict = {}
+_pipeline_lock = threading.Lock()
+
+
+def weights_status(weights_dir) -> tuple[bool, str]:
+    """(ok, markdown): whether generation weights are present, else exactly what to fetch and where."""
+    try:
+        from engine import models
+
+        status = models.find_weights(weights_dir)
+    except WeightsMissingError as exc:
+        return False, f"**Generation unavailable.** {exc}"
+    except (ImportError, AttributeError) as exc:  # engine.models not installed in this build
+        return False, f"**Generation unavailable:** the model loader is missing ({exc.__class__.__name__})."
+    if status.ok:
+        where = getattr(status, "path", None) or weights_dir
+        return True, f"Weights found in `{where}`. One generation runs at a time; queue position is shown."
+    return False, "**Generation unavailable: weights missing.**\n\n" + str(status.help)
+
+
+def _pipeline(weights_dir):
+    from engine.pipeline import Gen3CPipeline
+
+    key = str(weights_dir)
+    with _pipeline_lock:
+        if key not in _pipelines:
+            _pipelines.clear()  # one model set in memory at a time
+            _pipelines[key] = Gen3CPipeline.from_pretrained(weights_dir)
+        return _pipelines[key]
+
+
+def validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg) -> dict:
+    if cfg not in CFG_POLICIES:
+        raise InputError(f"CFG policy must be one of {', '.join(CFG_POLICIES)}, got {cfg!r}")
+    try:
+        steps, guidance, seed = int(steps), float(guidance), int(seed)
+    except (TypeError, ValueError):
+        raise InputError("steps, guidance and seed must be numbers") from None
+    if not 1 <= steps <= 200:
+        raise InputError(f"steps must be in 1..200, got {steps}")
+    if not np.isfinite(guidance) or not 0 <= guidance <= 30:
+        raise InputError(f"guidance must be in [0, 30], got {guidance}")
+    if not 0 <= seed < 2**31:
+        raise InputError(f"seed must be in [0, 2^31), got {seed}")
+    if len(prompt or "") > 4000 or len(negative_prompt or "") > 4000:
+        raise InputError("prompts are limited to 4000 characters")
+    return dict(prompt=prompt or "", negative_prompt=negative_prompt or "", num_steps=steps, guidance=guidance,
+                seed=seed, cfg=cfg)
+
+
+def run(session, weights_dir, settings: dict, progress=None, cancel=None):
+    """Generate along the session's path; returns engine.pipeline.GenerationResult."""
+    if session.source is None:
+        raise InputError("load a scene first")
+    if session.path is None:
+        raise InputError("there is no camera path yet: pick a preset or add keyframes")
+    ok, message = weights_status(weights_dir)
+    if not ok:
+        raise WeightsMissingError(message)
+    image, depth, fit = session.source
+    pipe = _pipeline(weights_dir)
+    return pipe.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
+                         cancel=cancel, **settings)
