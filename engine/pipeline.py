@@ -209,7 +209,8 @@ class Gen3CPipeline:
         for name, text in (("prompt", prompt), ("negative prompt", negative_prompt)):
             if not isinstance(text, str):
                 raise InputError(f"{name} must be a string, got {type(text).__name__}")
-        wanted = [t for t in dict.fromkeys([prompt, negative_prompt]) if t not in self._embeddings]
+        texts = [prompt] if negative_prompt == "" else [prompt, negative_prompt]
+        wanted = [t for t in dict.fromkeys(texts) if t not in self._embeddings]
         if wanted:
             self._run_text_encoder(wanted)
         pos = self._embeddings[prompt]
