@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--side-by-side", action="store_true", help="write [warped preview | video] side by side")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--placement", default="low_memory", help="low_memory (default) or resident")
+    p.add_argument("--no-text-encoder", action="store_true",
+                   help="all-zero prompt embeddings (official --disable_prompt_encoder); no T5 needed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -68,13 +70,12 @@ def _validate_args(args) -> Path:
     return out
 
 
-def _resolve_weights(weights):
-    from engine import models
+def _resolve_weights(weights, zero_text: bool):
+    from engine.models.weights import find_weights
 
-    status = models.find_weights(weights)
-    if not status.ok:
-        raise WeightsMissingError(status.help)
-    return Path(getattr(status, "path", None) or weights)
+    status = find_weights(weights)
+    status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "tokenizer")))
+    return Path(status.root)
 
 
 class _Progress:
@@ -112,13 +113,14 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from engine import cameras, depth as depth_mod, images, models, video
+    from engine import cameras, depth as depth_mod, images, video
+    from engine.models.config import Gen3CConfig
     from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline
 
     t0 = time.perf_counter()
     out = _validate_args(args)
-    root = _resolve_weights(args.weights)
-    config = models.Gen3CConfig.load(root)
+    root = _resolve_weights(args.weights, args.no_text_encoder)
+    config = Gen3CConfig.load(root)
     height, width = int(config.height), int(config.width)
 
     # inputs first: nothing heavy loads before they are known to be usable
@@ -157,7 +159,8 @@ def run(args) -> dict:
         raise WeightsMissingError(f"{args.frames} frames need more than one chunk, and later chunks need depth of "
                                   f"the generated frames: {depth_mod.MOGE_HELP}")
 
-    pipe = Gen3CPipeline.from_pretrained(root, device=device, placement=args.placement, depth_estimator=estimator)
+    pipe = Gen3CPipeline.from_pretrained(root, device=device, placement=args.placement, depth_estimator=estimator,
+                                         zero_text=args.no_text_encoder)
     progress = _Progress(args.quiet)
     try:
         result = pipe.generate(

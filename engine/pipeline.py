@@ -137,30 +137,39 @@ class Gen3CPipeline:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(cls, weights_dir=None, device=None, dtype=None, placement: str = "low_memory",
-                        depth_estimator=None, batch_cfg: bool = False) -> "Gen3CPipeline":
-        """Load the weights folder (see engine/API.md for the layout).
+                        depth_estimator=None, batch_cfg: bool = False, zero_text: bool = False,
+                        attention: str | None = "auto") -> "Gen3CPipeline":
+        """Load the weights folder (``weights_dir``, else $GEN3C_WEIGHTS, else ./weights; layout in engine/API.md).
 
         ``device`` defaults to CUDA when present; ``dtype`` to bf16 on CUDA and float32 on CPU.
         ``depth_estimator``: a ``MoGeEstimator``-like object (``.estimate``) or a callable
         ``image_uint8 -> DepthResult``; default: MoGe from ``<weights>/moge/model.pt``, loaded when needed.
+        ``zero_text=True`` uses all-zero prompt embeddings (the official ``--disable_prompt_encoder``) and does
+        not need the text encoder. Missing parts raise ``WeightsMissingError`` saying what to download.
         """
-        from engine import models
+        from engine.models.config import Gen3CConfig
+        from engine.models.dit import load_transformer
+        from engine.models.vae import VaeTiling, load_vae
+        from engine.models.weights import find_weights
 
         if placement not in PLACEMENTS:
             raise InputError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
-        status = models.find_weights(weights_dir)
-        if not status.ok:
-            raise WeightsMissingError(status.help)
-        root = Path(status.path) if getattr(status, "path", None) else Path(weights_dir)
+        status = find_weights(weights_dir)
+        status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "tokenizer")))
+        root = Path(status.root)
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype is None:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        config = models.Gen3CConfig.load(root)
-        transformer = models.load_transformer(root, device, dtype).eval()
-        tiling = placement == "low_memory" and device.type == "cuda"
-        vae = models.load_vae(root, device, dtype, tiling=tiling)
+        config = Gen3CConfig.load(root)
+        transformer = load_transformer(root, device, dtype, attention=attention).eval()
+        tiling = VaeTiling() if placement == "low_memory" and device.type == "cuda" else None
+        vae = load_vae(root, device, dtype, tiling=tiling)
 
         def text_encoder_loader():
+            from engine import models
+
+            if zero_text:
+                return models.ZeroTextEncoder(config.text_max_length, config.text_dim)
             return models.load_text_encoder(root, device, dtype, None)
 
         def depth_loader():
