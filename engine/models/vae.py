@@ -165,12 +165,14 @@ def build_vae(diffusers_config: dict):
 class VaeTiling:
     """Spatial tiling in pixels: tiles of `tile_height` x `tile_width` overlapping by at least `overlap`.
 
+    The defaults cover 704x1280 with 2x2 tiles of about a third of the frame each (the "low_memory"
+    placement), bounding the ~30 GB untiled peak to roughly a third.
     Overlaps are blended with linear ramps. Sizes are rounded to multiples of the VAE's spatial
     compression. Encode and decode use the same pixel geometry (decode works on latent tiles of
     size / compression).
     """
     tile_height: int = 384
-    tile_width: int = 384
+    tile_width: int = 704
     overlap: int = 64
 
     def __post_init__(self):
@@ -375,3 +377,56 @@ class VideoTokenizer:
     def release(self) -> None:
         """Drop the VAE weights (the object is unusable afterwards)."""
         self.vae = None
+
+
+# ---- loading ---------------------------------------------------------------------------------------------
+
+LATENT_STATS_NAME = "latent_stats.safetensors"
+LOW_MEMORY_TILING = VaeTiling()
+
+
+def save_latent_stats(path, mean: torch.Tensor, std: torch.Tensor) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"mean": mean.detach().float().flatten().contiguous(),
+               "std": std.detach().float().flatten().contiguous()}, str(path))
+
+
+def load_latent_stats(path) -> tuple[torch.Tensor, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        stats = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise InputError(f"{path}: unreadable latent statistics ({exc.__class__.__name__})") from None
+    if set(stats) != {"mean", "std"}:
+        raise InputError(f"{path}: expected tensors 'mean' and 'std', found {sorted(stats)}")
+    return stats["mean"], stats["std"]
+
+
+def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None = None) -> VideoTokenizer:
+    """The VideoTokenizer of `<weights>/vae`, with sigma_data and pixel chunk from gen3c.json.
+
+    The VAE runs in `dtype` (bf16 on CUDA, fp32 on CPU by default); at bf16 the statistics are rounded
+    to bf16 as the official wrapper stores them (`is_bf16=True`).
+    """
+    from diffusers import AutoencoderKLCosmos
+
+    from engine.models.config import Gen3CConfig
+    from engine.models.dit import default_device, default_dtype
+    from engine.models.weights import find_weights
+
+    status = find_weights(weights_dir)
+    status.require("config", "vae")
+    cfg = Gen3CConfig.load(status.root)
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or default_dtype(device)
+    vae = AutoencoderKLCosmos.from_pretrained(str(status.root / "vae"), torch_dtype=dtype)
+    vae.to(device).eval().requires_grad_(False)
+    if vae.config.latent_channels != cfg.latent_channels:
+        raise InputError(f"{status.root}: vae latent_channels {vae.config.latent_channels} != gen3c.json "
+                         f"{cfg.latent_channels}")
+    mean, std = load_latent_stats(status.root / "vae" / LATENT_STATS_NAME)
+    if dtype == torch.bfloat16:
+        mean, std = mean.bfloat16().float(), std.bfloat16().float()
+    return VideoTokenizer(vae, mean, std, sigma_data=cfg.sigma_data, pixel_chunk=cfg.chunk_frames, tiling=tiling)
