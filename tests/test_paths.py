@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from engine.cameras import camera_center, intrinsics_from_fov, preset_trajectory
 from engine.errors import InputError
@@ -243,6 +244,18 @@ def test_smooth_rotation_is_continuous():
     np.testing.assert_allclose(np.einsum("tij,tkj->tik", R, R), np.broadcast_to(np.eye(3), R.shape), atol=1e-6)
 
 
+def test_rotation_takes_the_short_way_between_hemispheres():
+    # yaw -100 -> -90 is a 10 degree turn, but scipy returns these quaternions with a negative dot
+    ks = (kf([0, 0, 0], -100), kf([1, 0, 0], -90))
+    qa, qb = (Rotation.from_matrix(k.rotation).as_quat() for k in ks)
+    assert qa @ qb < 0
+    for interp in ("linear", "smooth"):
+        w2cs, _ = CameraPath(ks, interpolation=interp).sample(3, H, W)
+        R = w2cs[1, :3, :3].double().numpy().T
+        assert angle_between(ks[0].rotation, R) == pytest.approx(5, abs=1e-3)
+        np.testing.assert_allclose(kf([0, 0, 0], -95).rotation, R, atol=1e-6)
+
+
 def test_constant_speed():
     # keys unevenly spaced: uniform timing gives uneven steps, constant_speed evens them out
     ks = (kf([0, 0, 0]), kf([0.1, 0, 0]), kf([3, 0, 1]), kf([3.2, 0, 1.5]))
@@ -412,6 +425,8 @@ def test_nerfstudio_round_trip(tmp_path, path3):
 
 
 def test_nerfstudio_foreign_files(tmp_path, path3):
+    # keyframe 0 at the origin with a turned camera: the string form's order is not guessable there
+    path3 = path3.with_keyframe(0, kf([0, 0, 0], 25, -10, 5))
     d = to_nerfstudio(path3, 9, H, W)
     # viewer file without our block, matrices in the old string form (three.js column-major)
     old = {k: v for k, v in d.items() if k != "gen3c_studio"}
