@@ -138,14 +138,15 @@ class Gen3CPipeline:
     @classmethod
     def from_pretrained(cls, weights_dir=None, device=None, dtype=None, placement: str = "low_memory",
                         depth_estimator=None, batch_cfg: bool = False, zero_text: bool = False,
-                        attention: str | None = "auto") -> "Gen3CPipeline":
+                        attention: str | None = "auto", text_cache_dir="default") -> "Gen3CPipeline":
         """Load the weights folder (``weights_dir``, else $GEN3C_WEIGHTS, else ./weights; layout in engine/API.md).
 
         ``device`` defaults to CUDA when present; ``dtype`` to bf16 on CUDA and float32 on CPU.
         ``depth_estimator``: a ``MoGeEstimator``-like object (``.estimate``) or a callable
         ``image_uint8 -> DepthResult``; default: MoGe from ``<weights>/moge/model.pt``, loaded when needed.
         ``zero_text=True`` uses all-zero prompt embeddings (the official ``--disable_prompt_encoder``) and does
-        not need the text encoder. Missing parts raise ``WeightsMissingError`` saying what to download.
+        not need the text encoder. ``text_cache_dir``: the text encoder's on-disk embedding cache ("default":
+        the models' default folder; None: no disk cache). Missing parts raise ``WeightsMissingError`` saying what to download.
         """
         from engine.models.config import Gen3CConfig
         from engine.models.dit import load_transformer
@@ -170,7 +171,9 @@ class Gen3CPipeline:
 
             if zero_text:
                 return models.ZeroTextEncoder(config.text_max_length, config.text_dim)
-            return models.load_text_encoder(root, device, dtype, None)
+            if text_cache_dir == "default":
+                return models.load_text_encoder(root, device, dtype)
+            return models.load_text_encoder(root, device, dtype, text_cache_dir)
 
         def depth_loader():
             from engine.depth import MOGE_HELP, MoGeEstimator, find_moge_weights

@@ -313,3 +313,44 @@ def test_given_depth_at_image_size_is_fitted(dit):
     d = _depth_for(big)
     res = pipe.generate(big, _cameras(C), C, num_steps=1, depth=d)
     assert res.frames.shape == (C, H, W, 3)
+
+
+# ------------------------------------------------------------------------------------------ real tiny weights folder
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from engine.models import make_tiny_weights
+
+    root = tmp_path_factory.mktemp("tiny_weights")
+    make_tiny_weights(root)
+    return root
+
+
+def test_from_pretrained_reads_shapes_from_the_folder(tiny_dir):
+    from engine.models import Gen3CConfig
+
+    cfg = Gen3CConfig.load(tiny_dir)
+    pipe = Gen3CPipeline.from_pretrained(tiny_dir, device="cpu", text_cache_dir=None)
+    assert (pipe.height, pipe.width, pipe.chunk_frames, pipe.fps) == (cfg.height, cfg.width, cfg.chunk_frames, cfg.fps)
+    assert pipe.latent_shape() == (1, cfg.latent_channels, cfg.latent_frames, cfg.latent_height, cfg.latent_width)
+    h, w = cfg.height, cfg.width
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) % 256], -1).astype(np.uint8)
+    K = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], np.float32)
+    depth = DepthResult((2.0 + xx / w).astype(np.float32), K)
+    w2cs = torch.eye(4).repeat(cfg.chunk_frames, 1, 1)
+    w2cs[:, 0, 3] = -torch.linspace(0, 0.2, cfg.chunk_frames)
+    res = pipe.generate(img, (w2cs, torch.from_numpy(K).repeat(cfg.chunk_frames, 1, 1)), cfg.chunk_frames,
+                        prompt="a house", num_steps=2, depth=depth)
+    assert res.frames.shape == (cfg.chunk_frames, h, w, 3) and res.frames.dtype == np.uint8
+    assert res.fps == cfg.fps
+    assert pipe._text_encoder is None  # low_memory: T5 released after encoding
+
+
+def test_from_pretrained_missing_weights(tmp_path):
+    from engine.errors import WeightsMissingError
+
+    with pytest.raises(WeightsMissingError, match="huggingface-cli download"):
+        Gen3CPipeline.from_pretrained(tmp_path / "nothing", device="cpu")
+    with pytest.raises(InputError, match="placement"):
+        Gen3CPipeline.from_pretrained(tmp_path / "nothing", device="cpu", placement="everywhere")

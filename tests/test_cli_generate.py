@@ -1,0 +1,94 @@
+"""`python -m engine generate` end to end on the tiny weights, and its input errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import cli_generate
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    from engine.models import Gen3CConfig, make_tiny_weights
+
+    root = tmp_path_factory.mktemp("tiny_weights")
+    make_tiny_weights(root)
+    return root, Gen3CConfig.load(root)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory, tiny_weights):
+    """A PNG at twice the model size (so the fit is exercised) and its depth as .npy with K in an .npz."""
+    _, cfg = tiny_weights
+    h, w = 2 * cfg.height, 2 * cfg.width
+    folder = tmp_path_factory.mktemp("scene")
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, (3 * xx + yy) % 256], -1).astype(np.uint8)
+    Image.fromarray(img).save(folder / "image.png")
+    depth = (2.0 + xx / w + 0.3 * yy / h).astype(np.float32)
+    K = np.array([[0.9 * w, 0, w / 2], [0, 0.9 * w, h / 2], [0, 0, 1]], np.float32)
+    np.savez(folder / "depth.npz", depth=depth, K=K)
+    return folder
+
+
+def _args(weights, scene, out, *extra):
+    return ["--image", str(scene / "image.png"), "--depth", str(scene / "depth.npz"), "--preset", "left",
+            "--weights", str(weights), "--out", str(out), "--steps", "2", "--no-text-encoder", "--quiet",
+            "--device", "cpu", *extra]
+
+
+def test_generate_writes_mp4(tiny_weights, scene, tmp_path, capsys):
+    from engine.video import read_video
+
+    root, cfg = tiny_weights
+    out = tmp_path / "video.mp4"
+    rc = cli_generate.main(_args(root, scene, out, "--frames", str(cfg.chunk_frames), "--prompt", "a street"))
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    frames = read_video(out)
+    assert frames.shape == (cfg.chunk_frames, cfg.height, cfg.width, 3)
+    assert '"frames": %d' % cfg.chunk_frames in captured.out
+
+
+def test_generate_side_by_side(tiny_weights, scene, tmp_path):
+    from engine.video import read_video
+
+    root, cfg = tiny_weights
+    out = tmp_path / "sbs.mp4"
+    assert cli_generate.main(_args(root, scene, out, "--frames", "5", "--side-by-side", "--cfg", "standard")) == 0
+    frames = read_video(out)
+    assert frames.shape[0] == 5 and frames.shape[1] == cfg.height and frames.shape[2] >= 2 * cfg.width
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--frames", "1"], "--frames"),
+    (["--cfg", "legacy"], "--cfg"),
+    (["--steps", "0"], "--steps"),
+    (["--placement", "everywhere"], "--placement"),
+    (["--preset", "sideways"], "sideways"),
+])
+def test_bad_input_is_one_line_error_and_writes_nothing(tiny_weights, scene, tmp_path, capsys, extra, message):
+    root, _ = tiny_weights
+    out = tmp_path / "never.mp4"
+    rc = cli_generate.main(_args(root, scene, out, *extra))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("error:") and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_missing_weights_says_what_to_download(scene, tmp_path, capsys):
+    out = tmp_path / "never.mp4"
+    rc = cli_generate.main(_args(tmp_path / "no_weights", scene, out))
+    err = capsys.readouterr().err
+    assert rc == 2 and "error:" in err and "huggingface-cli download" in err
+    assert not out.exists()
+
+
+def test_missing_image_file(tiny_weights, scene, tmp_path, capsys):
+    root, _ = tiny_weights
+    args = _args(root, scene, tmp_path / "x.mp4")
+    args[1] = str(tmp_path / "missing.png")
+    assert cli_generate.main(args) == 2
+    assert "error:" in capsys.readouterr().err
