@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.spatial.transform import Rotation
 
 from engine.cameras import camera_center, intrinsics_from_fov, preset_trajectory
 from engine.errors import InputError
@@ -244,16 +243,18 @@ def test_smooth_rotation_is_continuous():
     np.testing.assert_allclose(np.einsum("tij,tkj->tik", R, R), np.broadcast_to(np.eye(3), R.shape), atol=1e-6)
 
 
-def test_rotation_takes_the_short_way_between_hemispheres():
-    # yaw -100 -> -90 is a 10 degree turn, but scipy returns these quaternions with a negative dot
-    ks = (kf([0, 0, 0], -100), kf([1, 0, 0], -90))
-    qa, qb = (Rotation.from_matrix(k.rotation).as_quat() for k in ks)
-    assert qa @ qb < 0
-    for interp in ("linear", "smooth"):
-        w2cs, _ = CameraPath(ks, interpolation=interp).sample(3, H, W)
-        R = w2cs[1, :3, :3].double().numpy().T
-        assert angle_between(ks[0].rotation, R) == pytest.approx(5, abs=1e-3)
-        np.testing.assert_allclose(kf([0, 0, 0], -95).rotation, R, atol=1e-6)
+def test_rotation_always_takes_the_short_way():
+    # Pairs of nearby orientations all over the sphere; some have raw quaternions with a negative
+    # dot (opposite hemispheres), which must not turn the long way round.
+    for yaw in range(-180, 180, 20):
+        for pitch in (-60, 0, 60):
+            for roll in (-170, 0, 90):
+                ks = (kf([0, 0, 0], yaw, pitch, roll), kf([1, 0, 0], yaw + 10, pitch, roll))
+                total = angle_between(ks[0].rotation, ks[1].rotation)
+                for interp in ("linear", "smooth"):
+                    w2cs, _ = CameraPath(ks, interpolation=interp).sample(3, H, W)
+                    R = w2cs[1, :3, :3].double().numpy().T
+                    assert angle_between(ks[0].rotation, R) == pytest.approx(total / 2, abs=1e-3)
 
 
 def test_constant_speed():
