@@ -124,7 +124,9 @@ def import_path(file, height: int):
 
     if file is None:
         raise InputError("import: no file received")
-    file = Path(getattr(file, "name", file))
+    if not isinstance(file, (str, os.PathLike)):  # gradio file objects carry .path or .name
+        file = getattr(file, "path", None) or getattr(file, "name", None) or ""
+    file = Path(file)
     try:
         size = file.stat().st_size
     except OSError:

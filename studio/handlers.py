@@ -164,11 +164,9 @@ def scene_status(session: Session | None) -> str:
         parts.append(f"{res[1]}x{res[0]}" if isinstance(res, (tuple, list)) else str(res))
     if "fov_y_deg" in s:
         parts.append(f"FOV {s['fov_y_deg']:.1f} deg")
-    elif "fov" in s:
-        parts.append(f"FOV {float(s['fov']):.1f} deg")
-    rng = s.get("depth_range")
-    if rng is not None:
-        parts.append(f"depth {float(rng[0]):.2f}-{float(rng[1]):.2f}")
+    lo, hi = s.get("depth_min"), s.get("depth_max")
+    if lo is not None and hi is not None:
+        parts.append(f"depth {float(lo):.2f}-{float(hi):.2f}")
     pts = s.get("points", s.get("point_count"))
     if pts is not None:
         parts.append(f"{int(pts):,} points")
