@@ -42,6 +42,7 @@ from engine.errors import InputError
 
 INTERPOLATIONS = ("linear", "smooth")
 MAX_KEYFRAMES = 10000
+MAX_FRAMES = 100000
 MAX_FILE_BYTES = 20 * 1024 * 1024
 PATH_FORMAT = "gen3c-studio-path"
 PATH_VERSION = 1
@@ -516,8 +517,9 @@ class CameraPath:
 
     def frame_times(self, num_frames: int) -> np.ndarray:
         """Path time of each frame: i/(T-1), or arc-length spaced when ``constant_speed``."""
-        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
-            raise InputError(f"num_frames must be an integer >= 2, got {num_frames!r}")
+        if (isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer))
+                or not 2 <= num_frames <= MAX_FRAMES):
+            raise InputError(f"num_frames must be an integer in [2, {MAX_FRAMES}], got {num_frames!r}")
         T = int(num_frames)
         tau = np.arange(T, dtype=np.float64) / (T - 1)
         if not self.constant_speed:
@@ -568,7 +570,10 @@ class CameraPath:
 
 def _read_bytes(file, what: str) -> bytes:
     """Read a user file with the size limit; every failure is a one-line InputError."""
-    p = Path(os.fspath(file)) if not isinstance(file, Path) else file
+    try:
+        p = Path(os.fspath(file))
+    except TypeError:
+        raise InputError(f"{what} must be a file path, got {type(file).__name__}") from None
     try:
         size = p.stat().st_size
     except OSError as exc:
@@ -603,7 +608,10 @@ def _parse_json(data: bytes, what: str):
 
 def _atomic_write(file, data: bytes) -> None:
     """Write bytes to a temporary file next to ``file`` and rename it into place."""
-    p = Path(os.fspath(file))
+    try:
+        p = Path(os.fspath(file))
+    except TypeError:
+        raise InputError(f"output must be a file path, got {type(file).__name__}") from None
     directory = p.parent if str(p.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"folder {str(directory)!r} does not exist")

@@ -286,6 +286,8 @@ def test_sample_bad_input(path3):
         path3.sample(1, H, W)
     with pytest.raises(InputError, match="width"):
         path3.sample(5, H, 0)
+    with pytest.raises(InputError, match="num_frames"):
+        path3.sample(10**9, H, W)
 
 
 # ---------------------------------------------------------------------------- from_cameras
@@ -378,6 +380,8 @@ def test_path_json_hostile_files(tmp_path, path3):
         load_path_json(tmp_path / "missing.json")
     with pytest.raises(InputError, match="object"):
         path_from_dict([1])
+    with pytest.raises(InputError, match="file path"):
+        load_path_json(12)
 
 
 def test_save_leaves_nothing_on_error(tmp_path, path3):
