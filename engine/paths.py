@@ -14,6 +14,7 @@ half-written because writes go to a temporary file that is renamed into place):
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -326,7 +327,9 @@ class CameraPath:
     """An immutable keyframed camera path.
 
     ``interpolation``: "linear" (straight segments, slerp, linear FOV) or "smooth" (centripetal
-    Catmull-Rom positions, Catmull-Rom quaternion spline renormalised, Catmull-Rom FOV).
+    Catmull-Rom positions, Catmull-Rom quaternion spline renormalised, Catmull-Rom FOV; at the two
+    ends a phantom key is reflected through the end key, i.e. the end tangent points at the
+    neighbour). Quaternions are kept in one hemisphere so turns take the short way.
     ``constant_speed``: frames are spaced by arc length so the camera moves at constant speed
     (keyframe times are then ignored, except the ends).
     Validation: 2..10000 keyframes, no two consecutive identical keyframes (same pose and FOV),
@@ -899,8 +902,6 @@ def save_npz(file, w2cs, Ks) -> None:
     W = _drop_batch(arr(w2cs), 3)
     K = _drop_batch(arr(Ks), 3)
     _check_cameras(W, K, "NPZ")
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, w2cs_all=W.astype(np.float32), Ks_all=K.astype(np.float32))
     _atomic_write(file, buf.getvalue())
@@ -912,8 +913,6 @@ def load_npz(file):
     Accepts a leading batch dimension of 1. Loaded with ``allow_pickle=False``: object arrays are
     refused, never executed.
     """
-    import io
-
     data = _read_bytes(file, "camera NPZ")
     name = Path(os.fspath(file)).name
     try:
@@ -947,6 +946,6 @@ def load_npz(file):
             if a.dtype.kind not in "fiu":
                 raise InputError(f"camera NPZ {name!r} entry {key!r} has non-numeric dtype {a.dtype}")
             out[key] = _drop_batch(a, 3)
-    W, K = _check_cameras(out["w2cs_all"], out["Ks_all"], f"camera NPZ {name!r}")
+    _check_cameras(out["w2cs_all"], out["Ks_all"], f"camera NPZ {name!r}")
     return (torch.from_numpy(out["w2cs_all"].astype(np.float32)),
             torch.from_numpy(out["Ks_all"].astype(np.float32)))
