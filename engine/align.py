@@ -229,35 +229,36 @@ def _box3(x: torch.Tensor) -> torch.Tensor:
 
 
 def _nonrigid_setup(depth, target, mask, K, w2c):
-    """Per-masked-pixel ray directions rotated into the loss frame, translation and target points."""
+    """Dense per-pixel terms of the loss: ray directions rotated into the loss frame [H,W,3], the
+    translation [3], the target points [H,W,3] and the data-term weight [H,W] (mask / (3 N), the
+    official mean over the N masked pixels' 3 coordinates)."""
     H, W = depth.shape
     c2w = torch.linalg.inv(w2c)
-    rays = pixel_grid(H, W, device=depth.device)[mask] @ torch.linalg.inv(K).T  # [N,3], z = 1
+    rays = pixel_grid(H, W, device=depth.device) @ torch.linalg.inv(K).T  # z = 1
     rays_world = rays @ c2w[:3, :3].T
     origin = c2w[:3, 3]
-    target_points = target[mask].unsqueeze(1) * rays_world + origin
-    return rays_world, origin, target_points
+    target_points = target.unsqueeze(-1) * rays_world + origin
+    weight = mask.to(depth.dtype) / (3 * mask.sum()).clamp(min=1)
+    return rays_world, origin, target_points, weight
 
 
-def _nonrigid_loss(scale_map, depth, mask, rays_world, origin, target_points, smoothness):
-    """The official objective (for tests and autograd checks)."""
-    points = (scale_map * depth)[mask].unsqueeze(1) * rays_world + origin
-    data = (points - target_points).abs().mean()
+def _nonrigid_loss(scale_map, depth, mask, rays_world, origin, target_points, weight, smoothness):
+    """The official objective, written as officially (gather of the masked pixels), for tests."""
+    points = (scale_map * depth)[mask].unsqueeze(1) * rays_world[mask] + origin
+    data = (points - target_points[mask]).abs().mean()
     return data + smoothness * (_box3(scale_map) - scale_map).abs().mean()
 
 
-def _nonrigid_grad(scale_map, depth, mask, rays_world, origin, target_points, smoothness):
+def _nonrigid_grad(scale_map, depth, mask, rays_world, origin, target_points, weight, smoothness):
     """Closed-form gradient of :func:`_nonrigid_loss` with respect to the scale map.
 
     d|x|/dx is taken as sign(x) (0 at 0), as autograd does; the zero-padded box filter is
     self-adjoint, so the smoothness term's gradient is box(g) - g with g = sign(box(S) - S) / HW.
+    Computed densely (masked by multiplication) so that no step gathers or scatters.
     """
-    d_masked = depth[mask]
-    points = (scale_map[mask] * d_masked).unsqueeze(1) * rays_world + origin
-    n_terms = points.numel()
-    grad = torch.zeros_like(scale_map)
-    if n_terms:
-        grad[mask] = d_masked * (torch.sign(points - target_points) * rays_world).sum(1) / n_terms
+    points = (scale_map * depth).unsqueeze(-1) * rays_world + origin
+    along = (torch.sign(points - target_points) * rays_world).sum(-1)
+    grad = along * depth * weight
     if smoothness:
         g = torch.sign(_box3(scale_map) - scale_map) * (smoothness / scale_map.numel())
         grad += _box3(g) - g
@@ -266,14 +267,14 @@ def _nonrigid_grad(scale_map, depth, mask, rays_world, origin, target_points, sm
 
 def _optimise_scale_map(depth, target, mask, K, w2c, iterations, lr, smoothness):
     """Adam (torch defaults: betas 0.9/0.999, eps 1e-8) on the per-pixel scale map, init 1."""
-    rays_world, origin, target_points = _nonrigid_setup(depth, target, mask, K, w2c)
+    setup = _nonrigid_setup(depth, target, mask, K, w2c)
     scale_map = torch.ones_like(depth)
     m = torch.zeros_like(depth)
     v = torch.zeros_like(depth)
     beta1, beta2 = _ADAM_BETAS
     with torch.no_grad():
         for step in range(1, iterations + 1):
-            g = _nonrigid_grad(scale_map, depth, mask, rays_world, origin, target_points, smoothness)
+            g = _nonrigid_grad(scale_map, depth, mask, *setup, smoothness)
             m.mul_(beta1).add_(g, alpha=1 - beta1)
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             denom = (v.sqrt() / math.sqrt(1 - beta2**step)).add_(_ADAM_EPS)
