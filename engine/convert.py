@@ -56,3 +56,190 @@ def vae_from_official(state_dict: dict, config: dict | None = None, *, dtype: to
     rename = make_vae_key_renamer(len(config["channels_mult"]))
     model, _ = load_converted(model, source, rename, is_skipped_vae_key, "VAE checkpoint", dtype=dtype)
     return model
+
+
+# ---- reading the official files ------------------------------------------------------------------------
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _torch_load(path, what: str, mmap: bool = True):
+    """`torch.load(weights_only=True)` (tensors and containers only, no arbitrary objects), mmap when possible."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what}: {path} is not a file")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except RuntimeError as exc:
+        if mmap and "mmap" in str(exc):  # legacy (non-zip) checkpoints cannot be memory-mapped
+            return _torch_load(path, what, mmap=False)
+        raise InputError(f"{what}: {path} is not a readable torch checkpoint ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # pickle/zip/unpickling-policy errors
+        raise InputError(f"{what}: {path} is not a readable torch checkpoint ({exc.__class__.__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def read_jit_state_dict(path) -> dict:
+    """Parameters and buffers of a TorchScript archive (`encoder.jit` / `decoder.jit` / `autoencoder.jit`).
+
+    Why this is acceptable: a TorchScript archive is a zip of tensors plus TorchScript code. Loading it
+    does not unpickle arbitrary Python objects (the archive's pickles may only reference TorchScript
+    classes compiled from that code, and TorchScript cannot import or call Python modules); we never
+    call the module, we only read its tensors. We still require a zip archive first, so a disguised
+    plain pickle is rejected before torch sees it.
+    """
+    import warnings
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"tokenizer: {path} is not a file")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"tokenizer: {path} is not a TorchScript archive (not a zip file)")
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    if not any(n.endswith("/data.pkl") for n in names) or not any("/code/" in n for n in names):
+        raise InputError(f"tokenizer: {path} is not a TorchScript archive (no data.pkl / code)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise InputError(f"tokenizer: cannot read {path} ({exc.__class__.__name__})") from None
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def read_tokenizer_dir(tokenizer_dir) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """(official state dict, flat mean, flat std) of a Cosmos-Tokenize1 folder."""
+    from pathlib import Path
+
+    folder = Path(tokenizer_dir)
+    if not folder.is_dir():
+        raise InputError(f"tokenizer: {folder} is not a folder")
+    if (folder / "encoder.jit").is_file() and (folder / "decoder.jit").is_file():
+        state = read_jit_state_dict(folder / "encoder.jit")
+        decoder = read_jit_state_dict(folder / "decoder.jit")
+        overlap = set(state) & set(decoder)
+        if overlap:
+            raise InputError(f"tokenizer: encoder.jit and decoder.jit share keys: {sorted(overlap)[:5]}")
+        state.update(decoder)
+    elif (folder / "autoencoder.jit").is_file():
+        state = read_jit_state_dict(folder / "autoencoder.jit")
+    else:
+        raise InputError(f"tokenizer: {folder} has neither encoder.jit + decoder.jit nor autoencoder.jit")
+    stats = _torch_load(folder / "mean_std.pt", "tokenizer mean_std.pt", mmap=False)
+    if isinstance(stats, dict) and {"mean", "std"} <= set(stats):
+        mean, std = stats["mean"], stats["std"]
+    elif isinstance(stats, (tuple, list)) or (torch.is_tensor(stats) and stats.ndim >= 1 and len(stats) == 2):
+        if len(stats) != 2:
+            raise InputError(f"tokenizer: mean_std.pt must hold (mean, std), got {len(stats)} items")
+        mean, std = stats[0], stats[1]
+    else:
+        raise InputError("tokenizer: mean_std.pt must hold (mean, std)")
+    if not (torch.is_tensor(mean) and torch.is_tensor(std)) or mean.numel() != std.numel():
+        raise InputError("tokenizer: mean_std.pt mean and std must be tensors of the same size")
+    return state, mean.detach().float().flatten(), std.detach().float().flatten()
+
+
+# ---- the converter -------------------------------------------------------------------------------------
+
+def convert_checkpoints(gen3c_pt, tokenizer_dir, t5_dir, out_dir, progress=None, *, moge_pt=None,
+                        dtype: torch.dtype = torch.bfloat16, height: int = 704, width: int = 1280,
+                        chunk_frames: int = 121, overwrite: bool = False):
+    """Convert the official checkpoints into the weights folder `out_dir` (written atomically).
+
+    gen3c_pt: GEN3C `model.pt`; tokenizer_dir: Cosmos-Tokenize1-CV8x8x8-720p folder; t5_dir: a
+    transformers T5 folder (or None to skip the text encoder: zero-text mode); moge_pt: optional
+    MoGe checkpoint copied to moge/model.pt. `progress(message)` receives status lines.
+    Any missing or unexpected key raises InputError and leaves no output folder.
+    """
+    import shutil
+    from pathlib import Path
+
+    from engine.models.config import Gen3CConfig
+    from engine.models.layout import atomic_output_dir, save_transformer, save_vae
+    from engine.models.vae import VideoTokenizer, official_vae_config_from_state_dict
+
+    say = progress or (lambda message: None)
+    if t5_dir is not None and not Path(t5_dir).is_dir():
+        raise InputError(f"t5: {t5_dir} is not a folder")
+    if moge_pt is not None:
+        moge = _torch_load(moge_pt, "moge", mmap=False)
+        if not isinstance(moge, dict) or not {"model_config", "model"} <= set(moge):
+            raise InputError(f"moge: {moge_pt} must be a MoGe checkpoint with 'model_config' and 'model'")
+        del moge
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+        say(f"reading tokenizer from {tokenizer_dir}")
+        vae_state, mean, std = read_tokenizer_dir(tokenizer_dir)
+        vae = vae_from_official(vae_state, official_vae_config_from_state_dict(vae_state), dtype=dtype)
+        VideoTokenizer(vae, mean, std)  # validates the statistics against the latent channels
+        say("writing vae/")
+        save_vae(vae, mean, std, tmp)
+        latent_channels = vae.config.latent_channels
+        compression = (vae.config.spatial_compression_ratio, vae.config.temporal_compression_ratio)
+        del vae, vae_state
+
+        say(f"reading {gen3c_pt} (memory-mapped)")
+        state = _torch_load(gen3c_pt, "gen3c")
+        say("converting the DiT")
+        transformer = dit_from_official(state, None, dtype=dtype)
+        del state
+        say("writing transformer/ (sharded safetensors)")
+        save_transformer(transformer, tmp)
+        del transformer
+
+        text_dim = 1024
+        if t5_dir is not None:
+            from transformers import AutoTokenizer, T5EncoderModel
+
+            say(f"reading T5 encoder from {t5_dir}")
+            try:
+                t5 = T5EncoderModel.from_pretrained(str(t5_dir), dtype=dtype, local_files_only=True)
+                tokenizer = AutoTokenizer.from_pretrained(str(t5_dir), local_files_only=True)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"t5: cannot load {t5_dir} ({str(exc).splitlines()[0]})") from None
+            text_dim = int(t5.config.d_model)
+            say("writing text_encoder/ and tokenizer/")
+            t5.save_pretrained(str(tmp / "text_encoder"), safe_serialization=True, max_shard_size="5GB")
+            tokenizer.save_pretrained(str(tmp / "tokenizer"))
+            del t5
+        else:
+            say("no --t5 given: the folder will work only in zero-text mode")
+        if moge_pt is not None:
+            (tmp / "moge").mkdir()
+            shutil.copyfile(moge_pt, tmp / "moge" / "model.pt")
+        Gen3CConfig(height=height, width=width, chunk_frames=chunk_frames, text_dim=text_dim,
+                    latent_channels=latent_channels, spatial_compression=compression[0],
+                    temporal_compression=compression[1]).save(tmp)
+    say(f"done: {out_dir}")
+    return Path(out_dir)
+
+
+def main(argv=None) -> int:
+    """`python -m engine convert`: official checkpoints -> weights folder. Returns the exit code."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m engine convert", description=__doc__.splitlines()[0])
+    parser.add_argument("--gen3c", required=True, help="GEN3C-Cosmos-7B model.pt")
+    parser.add_argument("--tokenizer", required=True, help="Cosmos-Tokenize1-CV8x8x8-720p folder")
+    parser.add_argument("--t5", default=None, help="transformers T5 folder (e.g. google-t5/t5-11b)")
+    parser.add_argument("--moge", default=None, help="optional MoGe model.pt to copy")
+    parser.add_argument("--out", required=True, help="output weights folder")
+    parser.add_argument("--dtype", choices=sorted(_DTYPES), default="bfloat16")
+    parser.add_argument("--height", type=int, default=704)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--chunk-frames", type=int, default=121)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        convert_checkpoints(args.gen3c, args.tokenizer, args.t5, args.out, progress=print, moge_pt=args.moge,
+                            dtype=_DTYPES[args.dtype], height=args.height, width=args.width,
+                            chunk_frames=args.chunk_frames, overwrite=args.overwrite)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

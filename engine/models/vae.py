@@ -66,6 +66,32 @@ def diffusers_vae_config_from_official(config: dict) -> dict:
     }
 
 
+def official_vae_config_from_state_dict(state_dict: dict) -> dict:
+    """Official tokenizer config of a CV-style checkpoint: widths, depth and compression read from the
+    tensors, every other option as in CV8x8x8-720p."""
+    def shape(key):
+        if key not in state_dict:
+            raise InputError(f"VAE checkpoint: missing key {key}")
+        return tuple(state_dict[key].shape)
+
+    c = shape("encoder.conv_in.0.conv3d.weight")[0]
+    levels = sorted({int(m.group(1)) for k in state_dict if (m := re.match(r"encoder\.down\.(\d+)\.", k))})
+    if not levels or levels != list(range(len(levels))):
+        raise InputError(f"VAE checkpoint: encoder levels are not 0..n-1: {levels}")
+    widths = [shape(f"encoder.down.{i}.block.0.conv1.0.conv3d.weight")[0] for i in levels]
+    if any(w % c for w in widths):
+        raise InputError(f"VAE checkpoint: level widths {widths} are not multiples of {c}")
+    blocks = {int(m.group(1)) for k in state_dict if (m := re.match(r"encoder\.down\.0\.block\.(\d+)\.", k))}
+    samplers = sum(1 for i in levels if f"encoder.down.{i}.downsample.conv1.conv3d.weight" in state_dict)
+    patch = CV8X8X8_CONFIG["patch_size"]
+    if "encoder.patcher3d.patch_size_buffer" in state_dict:
+        patch = int(state_dict["encoder.patcher3d.patch_size_buffer"].flatten()[0])
+    latent = shape("quant_conv.conv3d.weight")[0]
+    return dict(CV8X8X8_CONFIG, channels=c, channels_mult=[w // c for w in widths], num_res_blocks=len(blocks),
+                patch_size=patch, latent_channels=latent, z_channels=latent,
+                spatial_compression=patch * 2 ** samplers, temporal_compression=patch * 2 ** samplers)
+
+
 # Wavelet constants of the Haar patcher; diffusers rebuilds them as non-persistent buffers.
 _VAE_SKIPPED = re.compile(r"(encoder\.patcher3d|decoder\.unpatcher3d)\.(wavelets|_arange|patch_size_buffer)")
 
