@@ -138,12 +138,13 @@ def align_depth(
         if not (math.isfinite(smoothness) and smoothness >= 0):
             raise InputError(f"smoothness must be a non-negative finite number, got {smoothness!r}")
 
-    fit = _rigid_fit(1.0 / depth, target, mask)
+    inverse = 1.0 / depth
+    fit = _rigid_fit(inverse, target, mask)
     if isinstance(fit, str):
         warnings.warn(f"depth alignment skipped: {fit}; using the unaligned depth", AlignmentWarning, stacklevel=2)
         return _result(depth.reshape(out_shape), AlignInfo(None, fallback=fit), return_info)
     scale, shift, n_fit = fit
-    rigid = 1.0 / (scale / depth + shift)
+    rigid = 1.0 / (inverse * scale + shift)
     info = AlignInfo(method, scale=float(scale), shift=float(shift), fit_pixels=n_fit)
     if method == "rigid":
         return _result(rigid.reshape(out_shape), info, return_info)
