@@ -185,15 +185,17 @@ def path_video(session, show_holes=False):
     if session is None or session.path is None:
         return gr.skip(), gr.skip(), gr.skip()
     revision = session.revision
-    frames, coverage = handlers.render_path(session, bool(show_holes))
+    stride = handlers.preview_stride()
+    index, frames, coverage = handlers.render_path(session, bool(show_holes), stride)
     if not session.latest.is_current(revision):
         return gr.skip(), gr.skip(), gr.skip()  # a newer edit is on its way; its render will show
     from engine.video import write_mp4
 
     file = files.unique_file(session.folder or files.new_session_folder(), "preview.mp4")
-    write_mp4(file, frames, fps=24)
+    write_mp4(file, frames, fps=24 / stride)
     files.keep_newest(file.parent, "preview-", keep=2)
-    return str(file), coverage_figure(coverage, COVERAGE_WARN), handlers.coverage_warning(coverage)
+    return (str(file), coverage_figure(coverage, COVERAGE_WARN, frames=index),
+            handlers.coverage_warning(coverage, index))
 
 
 def weights_panel(weights_dir):

@@ -128,10 +128,11 @@ def scene_figure(
     return fig
 
 
-def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None = None) -> go.Figure:
-    """Coverage (share of covered pixels) per frame, frames under `threshold` marked in red."""
+def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None = None,
+                    frames: np.ndarray | None = None) -> go.Figure:
+    """Coverage (share of covered pixels) per rendered frame, frames under `threshold` marked in red."""
     cov = np.asarray(coverage, dtype=np.float64)
-    frames = np.arange(len(cov))
+    frames = np.arange(len(cov)) if frames is None else np.asarray(frames)
     low = cov < threshold
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=frames, y=cov, mode="lines", name="coverage",
@@ -140,12 +141,12 @@ def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None 
         fig.add_trace(go.Scatter(x=frames[low], y=cov[low], mode="markers", name=f"< {threshold:.0%}",
                                  marker=dict(color="#dc2626", size=5)))
     fig.add_hline(y=threshold, line=dict(color="#dc2626", dash="dash", width=1))
-    if current is not None and 0 <= current < len(cov):
+    if current is not None:
         fig.add_vline(x=current, line=dict(color=CURRENT_COLOUR, width=1))
     fig.update_layout(
         height=180, margin=dict(l=40, r=10, t=24, b=30), showlegend=False,
         title=dict(text="coverage along the path", font=dict(size=12)),
-        xaxis=dict(title="frame", range=[0, max(len(cov) - 1, 1)]),
+        xaxis=dict(title="frame", range=[0, max(int(frames[-1]) if len(frames) else 1, 1)]),
         yaxis=dict(title="covered", range=[0, 1.02], tickformat=".0%"),
     )
     return fig

@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import torch
 
 from engine.errors import InputError
 from studio import figures
@@ -480,21 +481,36 @@ def _to_rgb(image, mask, show_holes: bool) -> np.ndarray:
     return rgb
 
 
-def render_path(session: Session, show_holes: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Every frame of the path at VIDEO_SIZE: frames uint8 [T,H,W,3] and per-frame coverage [T]."""
+def render_path(session: Session, show_holes: bool = False, stride: int = 1):
+    """Every `stride`-th frame of the path at VIDEO_SIZE.
+
+    Returns (frame indices [F], frames uint8 [F,H,W,3], coverage [F] in [0, 1]).
+    """
     session = with_cameras(require_path(session))
+    stride = max(int(stride), 1)
     w2cs, Ks = session.video_cams
-    images, masks = session.preview.video_cache.render(w2cs, Ks, frame_chunk=32)
-    frames = np.stack([_to_rgb(images[t, -1], masks[t, -1], show_holes) for t in range(len(w2cs))])
+    index = np.arange(0, len(w2cs), stride)
+    if index[-1] != len(w2cs) - 1:
+        index = np.append(index, len(w2cs) - 1)  # always show where the path ends
+    sel = torch.as_tensor(index)
+    images, masks = session.preview.video_cache.render(w2cs[sel], Ks[sel], frame_chunk=32)
+    frames = np.stack([_to_rgb(images[t, -1], masks[t, -1], show_holes) for t in range(len(index))])
     coverage = masks[:, -1].float().mean(dim=(1, 2, 3)).cpu().numpy()
-    return frames, coverage
+    return index, frames, coverage
 
 
-def coverage_warning(coverage: np.ndarray) -> str:
-    low = np.flatnonzero(np.asarray(coverage) < COVERAGE_WARN)
+def preview_stride() -> int:
+    """Frames to skip in the whole-path preview: every frame on a GPU, every 2nd on a CPU."""
+    return 1 if torch.cuda.is_available() else 2
+
+
+def coverage_warning(coverage: np.ndarray, frames: np.ndarray | None = None) -> str:
+    coverage = np.asarray(coverage)
+    frames = np.arange(len(coverage)) if frames is None else np.asarray(frames)
+    low = np.flatnonzero(coverage < COVERAGE_WARN)
     if len(low) == 0:
         return f"Coverage stays above {COVERAGE_WARN:.0%} along the whole path."
-    return (f"Warning: {len(low)} frames (first {low[0]}, worst {np.argmin(coverage)} at "
+    return (f"Warning: {len(low)} frames (first {frames[low[0]]}, worst {frames[np.argmin(coverage)]} at "
             f"{float(np.min(coverage)):.0%}) are under {COVERAGE_WARN:.0%} covered: "
             "the camera leaves what the cache can show; the model will have to invent those parts.")
 

@@ -173,12 +173,16 @@ def test_render_frame_follows_the_slider(base):
 
 def test_render_path_coverage(base):
     s = handlers.set_preset(base, "zoom_out", "no_rotation", 0.6, 1, False)
-    frames, coverage = handlers.render_path(s)
-    assert frames.shape == (121, 176, 320, 3)
-    assert coverage.shape == (121,) and ((coverage >= 0) & (coverage <= 1)).all()
+    index, frames, coverage = handlers.render_path(s, stride=7)
+    assert index.tolist() == list(range(0, 121, 7)) + [120]
+    assert frames.shape == (len(index), 176, 320, 3)
+    assert coverage.shape == (len(index),) and ((coverage >= 0) & (coverage <= 1)).all()
+    # the video frames are the live preview's renders at a lower resolution
+    _, cov_live = handlers.render_frame(s, 120)
+    assert abs(cov_live - coverage[-1]) < 0.05
     assert coverage[0] > 0.95 and coverage[-1] < coverage[0]  # zooming out uncovers the borders
-    message = handlers.coverage_warning(np.array([1.0, 0.5, 0.3]))
-    assert "2 frames" in message and "worst 2" in message
+    message = handlers.coverage_warning(np.array([1.0, 0.5, 0.3]), np.array([0, 4, 8]))
+    assert "2 frames" in message and "first 4" in message and "worst 8" in message
 
 
 def test_export_files_parse(base, tmp_path):
