@@ -102,6 +102,7 @@ class Cache3D:
         self._images = image.new_zeros(0, 3, self.height, self.width).float()
         self._points = image.new_zeros(0, self.height, self.width, 3).float()
         self._valid = torch.zeros(0, self.height, self.width, dtype=torch.bool, device=self.device)
+        self._colors = None  # channels-last copy of the images for the splat, rebuilt on change
         self._insert(image.float(), depth, w2c, K)
         self.boundary_mask = None
         if self.foreground_masking:
@@ -131,8 +132,9 @@ class Cache3D:
     def flat_sources(self):
         """The splat inputs: points ``[N,P,3]``, colours ``[N,P,3]``, valid ``[N,P]``."""
         n = self.num_buffers
-        colors = self._images.permute(0, 2, 3, 1).reshape(n, -1, 3)
-        return self._points.reshape(n, -1, 3), colors, self._valid.reshape(n, -1)
+        if self._colors is None or self._colors.device != self._images.device:
+            self._colors = self._images.permute(0, 2, 3, 1).reshape(n, -1, 3).contiguous()
+        return self._points.reshape(n, -1, 3), self._colors, self._valid.reshape(n, -1)
 
     def to(self, device) -> "Cache3D":
         """Move every buffer to ``device`` (in place); returns self."""
@@ -165,6 +167,7 @@ class Cache3D:
         else:
             valid = torch.ones(self.height, self.width, dtype=torch.bool, device=self.device)
         image, points, valid = image.to(self.device), points.to(self.device), valid.to(self.device)
+        self._colors = None
         if self.num_buffers < self.frame_buffer_max:
             self._images = torch.cat([image[None], self._images])
             self._points = torch.cat([points[None], self._points])

@@ -251,13 +251,18 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
     C, P = colors.shape[-1], points.shape[1]
     cap = max_exponent(dtype)
 
-    # per-item log-depth maxima (cheap: z only), then the official group maxima
-    M = _item_log_depth_max(points, w2cs, Ks, src.to(device), chunk_items=_chunk_items(P, device))
-    M = _group_max(M, norm_group)
-
     if chunk is None:
         chunk = _chunk_items(P, device)
     chunk = max(norm_group, -(-int(chunk) // norm_group) * norm_group) if B else 1
+    if B and device.type == "cpu" and dtype == torch.float32 and cpu_kernel_name() == "numba":
+        images, masks, depths = _splat_numba(points, colors, valid, src, w2cs, Ks, height, width,
+                                             norm_group, render_depth, chunk, cap)
+        result = (torch.cat(images), torch.cat(masks))
+        return result + ((torch.cat(depths),) if render_depth else ())
+
+    # per-item log-depth maxima (cheap: z only), then the official group maxima
+    M = _item_log_depth_max(points, w2cs, Ks, src.to(device), chunk_items=_chunk_items(P, device))
+    M = _group_max(M, norm_group)
     images, masks, depths = [], [], []
     src_dev = src.to(device)
     for s in range(0, B, chunk):
@@ -350,6 +355,194 @@ def splat_reference(points, colors, valid, w2cs, Ks, height, width, *, norm_grou
     return _finish(out, colors.shape[-1], render_depth)[: 2 + int(render_depth)]
 
 
+
+# ------------------------------------------------------------------------------- CPU JIT kernel
+# A numba kernel for the CPU: one pass per item over the points with the same float32 operations
+# in the same order as the torch path (numba does not fuse multiply-adds without fastmath), items in
+# parallel (each item has its own canvas, so results are deterministic). Optional: without numba,
+# or with GEN3C_WARP_KERNEL=torch, the torch path above is used.
+try:  # pragma: no cover - exercised when numba is installed
+    import numba as _nb
+    import numpy as _np
+except ImportError:  # pragma: no cover
+    _nb = None
+
+_KERNEL_CHOICE = {"value": None}
+
+
+def set_cpu_kernel(name: str | None) -> None:
+    """Force the CPU implementation: "numba", "torch", or None for automatic (numba when present)."""
+    if name not in (None, "numba", "torch"):
+        raise InputError(f"cpu kernel must be 'numba', 'torch' or None, got {name!r}")
+    if name == "numba" and _nb is None:
+        raise InputError("the numba CPU kernel needs the numba package (pip install numba)")
+    _KERNEL_CHOICE["value"] = name
+
+
 def cpu_kernel_name() -> str:
-    """Which CPU scatter implementation :func:`splat` uses (reported by the benchmark)."""
-    return "torch-fused-index_add"
+    """Which CPU implementation :func:`splat` uses (reported by the benchmark)."""
+    import os
+
+    choice = _KERNEL_CHOICE["value"] or os.environ.get("GEN3C_WARP_KERNEL") or None
+    if choice == "torch" or _nb is None:
+        return "torch"
+    return "numba"
+
+
+if _nb is not None:
+    @_nb.njit(parallel=True, cache=True, nogil=True)
+    def _nb_log_depth_max(points, src, w2c, K, out):  # pragma: no cover - compiled
+        for b in _nb.prange(src.shape[0]):
+            s = src[b]
+            w = w2c[b]
+            k = K[b]
+            kz = k[2, 0] == 0 and k[2, 1] == 0 and k[2, 2] == 1
+            best = _np.float32(0.0)
+            for p in range(points.shape[1]):
+                X = points[s, p, 0]
+                Y = points[s, p, 1]
+                Z = points[s, p, 2]
+                z = ((w[2, 0] * X + w[2, 1] * Y) + w[2, 2] * Z) + w[2, 3]
+                if not kz:
+                    cx = ((w[0, 0] * X + w[0, 1] * Y) + w[0, 2] * Z) + w[0, 3]
+                    cy = ((w[1, 0] * X + w[1, 1] * Y) + w[1, 2] * Z) + w[1, 3]
+                    z = (k[2, 0] * cx + k[2, 1] * cy) + k[2, 2] * z
+                if z > 0:
+                    lz = _np.float32(_np.log1p(z))
+                    if lz > best:
+                        best = lz
+            out[b] = best
+
+    @_nb.njit(parallel=True, cache=True, nogil=True)
+    def _nb_splat(points, colors, valid, src, w2c, K, M, H, W, cap, with_depth, out):  # pragma: no cover
+        one = _np.float32(1.0)
+        zero = _np.float32(0.0)
+        eps = _np.float32(1e-7)
+        scale = _np.float32(50.0)
+        Wc = W + 2
+        xmax = _np.float32(W + 1)
+        ymax = _np.float32(H + 1)
+        C = colors.shape[2]
+        F = out.shape[2]
+        for b in _nb.prange(src.shape[0]):
+            s = src[b]
+            w = w2c[b]
+            k = K[b]
+            kz = k[2, 0] == 0 and k[2, 1] == 0 and k[2, 2] == 1
+            norm = M[b] + eps
+            canvas = out[b]
+            for p in range(points.shape[1]):
+                if not valid[s, p]:
+                    continue
+                X = points[s, p, 0]
+                Y = points[s, p, 1]
+                Z = points[s, p, 2]
+                cx = ((w[0, 0] * X + w[0, 1] * Y) + w[0, 2] * Z) + w[0, 3]
+                cy = ((w[1, 0] * X + w[1, 1] * Y) + w[1, 2] * Z) + w[1, 3]
+                cz = ((w[2, 0] * X + w[2, 1] * Y) + w[2, 2] * Z) + w[2, 3]
+                z = cz if kz else (k[2, 0] * cx + k[2, 1] * cy) + k[2, 2] * cz
+                if not z > 0:
+                    continue
+                px = (k[0, 0] * cx + k[0, 1] * cy) + k[0, 2] * cz
+                py = (k[1, 0] * cx + k[1, 1] * cy) + k[1, 2] * cz
+                den = z + eps
+                offx = px / den + one
+                offy = py / den + one
+                if not (offx == offx and offy == offy):
+                    continue  # NaN coordinates (overflow): the official code drops them in the ring
+                offx = min(max(offx, zero), xmax)
+                offy = min(max(offy, zero), ymax)
+                x0 = _np.floor(offx)
+                x1 = _np.ceil(offx)
+                y0 = _np.floor(offy)
+                y1 = _np.ceil(offy)
+                ax0 = one - (offx - x0)
+                ax1 = one - (x1 - offx)
+                ay0 = one - (offy - y0)
+                ay1 = one - (y1 - offy)
+                e = _np.float32(_np.log1p(z)) / norm * scale
+                if e > cap:
+                    e = cap
+                dw = _np.float32(_np.exp(e)) + eps
+                ix0 = int(x0)
+                ix1 = int(x1)
+                row0 = int(y0) * Wc
+                row1 = int(y1) * Wc
+                for t in range(4):
+                    if t == 0:
+                        wt = (ay0 * ax0) / dw
+                        idx = row0 + ix0
+                    elif t == 1:
+                        wt = (ay1 * ax0) / dw
+                        idx = row1 + ix0
+                    elif t == 2:
+                        wt = (ay0 * ax1) / dw
+                        idx = row0 + ix1
+                    else:
+                        wt = (ay1 * ax1) / dw
+                        idx = row1 + ix1
+                    for c in range(C):
+                        canvas[idx, c] += colors[s, p, c] * wt
+                    if with_depth:
+                        canvas[idx, C] += z * wt
+                    canvas[idx, F - 1] += wt
+
+
+if _nb is not None:
+    @_nb.njit(parallel=True, cache=True, nogil=True)
+    def _nb_finish(out, H, W, C, with_depth, img, mask, depth):  # pragma: no cover - compiled
+        """Canvas sums -> images (holes -1, clamped), masks, depth (holes 0); as :func:`_finish`."""
+        Wc = W + 2
+        F = out.shape[2]
+        for b in _nb.prange(out.shape[0]):
+            for y in range(H):
+                for x in range(W):
+                    idx = (y + 1) * Wc + x + 1
+                    ws = out[b, idx, F - 1]
+                    if ws != ws:
+                        ws = _np.float32(1000.0)
+                    if ws > 0:
+                        mask[b, 0, y, x] = 1
+                        for c in range(C):
+                            val = out[b, idx, c] / ws
+                            img[b, c, y, x] = min(max(val, _np.float32(-1.0)), _np.float32(1.0))
+                        if with_depth:
+                            depth[b, 0, y, x] = out[b, idx, C] / ws
+                    else:
+                        mask[b, 0, y, x] = 0
+                        for c in range(C):
+                            img[b, c, y, x] = -1
+                        if with_depth:
+                            depth[b, 0, y, x] = 0
+
+
+def _splat_numba(points, colors, valid, src, w2cs, Ks, H, W, norm_group, render_depth, chunk, cap):
+    """CPU path with the numba kernel; same outputs as the torch path."""
+    pts = _np.ascontiguousarray(points.detach().numpy(), dtype=_np.float32)
+    cols = _np.ascontiguousarray(colors.detach().numpy(), dtype=_np.float32)
+    val = _np.ascontiguousarray(valid.detach().numpy().astype(_np.bool_))
+    srcn = _np.ascontiguousarray(src.numpy().astype(_np.int64))
+    w2c = _np.ascontiguousarray(w2cs.detach().numpy(), dtype=_np.float32)
+    K = _np.ascontiguousarray(Ks.detach().numpy(), dtype=_np.float32)
+    threads = max(1, min(torch.get_num_threads(), _nb.config.NUMBA_NUM_THREADS))
+    _nb.set_num_threads(threads)
+    M = _np.empty(len(srcn), dtype=_np.float32)
+    _nb_log_depth_max(pts, srcn, w2c, K, M)
+    M = _group_max(torch.from_numpy(M), norm_group).numpy()
+    C = cols.shape[2]
+    F = C + 1 + int(render_depth)
+    images, masks, depths = [], [], []
+    for s in range(0, len(srcn), chunk):
+        e = min(len(srcn), s + chunk)
+        out = _np.zeros((e - s, (H + 2) * (W + 2), F), dtype=_np.float32)
+        _nb_splat(pts, cols, val, srcn[s:e], w2c[s:e], K[s:e], M[s:e], H, W, _np.float32(cap),
+                  bool(render_depth), out)
+        img = _np.empty((e - s, C, H, W), dtype=_np.float32)
+        msk = _np.empty((e - s, 1, H, W), dtype=_np.float32)
+        dep = _np.empty((e - s, 1, H, W) if render_depth else (1, 1, 1, 1), dtype=_np.float32)
+        _nb_finish(out, H, W, C, bool(render_depth), img, msk, dep)
+        images.append(torch.from_numpy(img))
+        masks.append(torch.from_numpy(msk))
+        if render_depth:
+            depths.append(torch.from_numpy(dep))
+    return images, masks, depths

@@ -6,8 +6,19 @@ import torch
 
 from engine.errors import InputError
 from engine.geometry import reliable_depth_mask, unproject_depth
+from engine import warp
 from engine.warp import splat, splat_reference
 from tests.conftest import load_fixture
+
+KERNELS = ["torch"] + (["numba"] if warp._nb is not None else [])
+
+
+@pytest.fixture(params=KERNELS)
+def kernel(request):
+    """Run a test with each available CPU implementation of the fast splat."""
+    warp.set_cpu_kernel(request.param)
+    yield request.param
+    warp.set_cpu_kernel(None)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +40,7 @@ def test_unproject_and_reliable_mask_match_official(scene):
 
 
 @pytest.mark.parametrize("fn", [splat, splat_reference])
-def test_splat_matches_official_renders(scene, fn):
+def test_splat_matches_official_renders(scene, fn, kernel):
     img, mask, depth = fn(scene["P"], scene["C"], scene["V"], scene["target_w2cs"], scene["target_Ks"],
                           scene["H"], scene["W"], render_depth=True)
     assert img.shape == (9, 3, scene["H"], scene["W"]) and mask.shape == (9, 1, scene["H"], scene["W"])
@@ -38,7 +49,7 @@ def test_splat_matches_official_renders(scene, fn):
     torch.testing.assert_close(depth[:, 0], scene["depth_render"], atol=1e-5, rtol=1e-6)
 
 
-def test_pair_normalisation_matters(scene):
+def test_pair_normalisation_matters(scene, kernel):
     """Rendering items one by one (norm_group=1) must differ from the official pairs, masks equal."""
     args = (scene["P"], scene["C"], scene["V"], scene["target_w2cs"], scene["target_Ks"], scene["H"], scene["W"])
     single_img, single_mask = splat(*args, norm_group=1)
@@ -46,7 +57,7 @@ def test_pair_normalisation_matters(scene):
     assert torch.equal(single_mask, scene["masks"].float())
 
 
-def test_batched_equals_per_pair(scene):
+def test_batched_equals_per_pair(scene, kernel):
     args = (scene["P"], scene["C"], scene["V"])
     full, full_mask = splat(*args, scene["target_w2cs"], scene["target_Ks"], scene["H"], scene["W"])
     for s in range(0, 9, 2):
@@ -56,7 +67,7 @@ def test_batched_equals_per_pair(scene):
     assert torch.equal(chunked, full)  # chunk rounded up to whole pairs: same groups, same result
 
 
-def test_fast_matches_reference_on_multiple_sources(scene):
+def test_fast_matches_reference_on_multiple_sources(scene, kernel):
     """Two point sets (S=2) mapped by source_index, odd item count (last group is a single)."""
     P2 = torch.stack([scene["P"], scene["P"] * 1.1])
     C2 = torch.stack([scene["C"], -scene["C"]])
@@ -70,7 +81,7 @@ def test_fast_matches_reference_on_multiple_sources(scene):
     assert torch.equal(fast[1], ref[1])
 
 
-def test_exact_integer_lands_all_taps_on_one_pixel():
+def test_exact_integer_lands_all_taps_on_one_pixel(kernel):
     """A point on an exact pixel centre puts weight 4 on it (official floor == ceil quirk).
 
     z = 4 so that z + 1e-7 rounds to z in float32 and the projection is exactly (2, 2); the second
@@ -86,7 +97,7 @@ def test_exact_integer_lands_all_taps_on_one_pixel():
         assert mask[0, 0].sum() == 2 and mask[0, 0, 2, 2] == 1 and mask[0, 0, 2, 3] == 1
 
 
-def test_near_points_dominate_and_behind_camera_ignored():
+def test_near_points_dominate_and_behind_camera_ignored(kernel):
     K = torch.tensor([[10.0, 0, 2.5], [0, 10, 2.5], [0, 0, 1]])
     pts = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 3.0], [0.0, 0.0, -1.0]])
     cols = torch.tensor([[0.8], [-0.8], [0.0]])
@@ -97,7 +108,7 @@ def test_near_points_dominate_and_behind_camera_ignored():
     assert torch.all(img[mask == 0] == -1) and torch.all(depth[mask == 0] == 0)
 
 
-def test_cpu_deterministic(scene):
+def test_cpu_deterministic(scene, kernel):
     args = (scene["P"], scene["C"], scene["V"], scene["target_w2cs"], scene["target_Ks"], scene["H"], scene["W"])
     a = splat(*args)
     b = splat(*args)
@@ -133,5 +144,7 @@ def test_bad_inputs(scene):
         splat(P, C, V, w2cs, Ks, 0, W)
     with pytest.raises(InputError, match="source_index"):
         splat(torch.stack([P, P]), torch.stack([C, C]), None, w2cs[:2], Ks[:2], H, W, source_index=[0, 2])
+    with pytest.raises(InputError, match="cpu kernel"):
+        warp.set_cpu_kernel("cuda")
     with pytest.raises(InputError, match="norm_group"):
         splat(P, C, V, w2cs, Ks, H, W, norm_group=0)
