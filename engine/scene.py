@@ -163,6 +163,7 @@ def write_ply(file, xyz: np.ndarray, rgb: np.ndarray) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(header)
             fh.write(vertex.tobytes())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a finished output is an ordinary file
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -48,6 +48,7 @@ def write_mp4(file, frames, fps: float = 24, quality_crf: int = 17) -> Path:
                 writer.append_data(frame)
         finally:
             writer.close()
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a finished output is an ordinary file
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
