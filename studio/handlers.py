@@ -86,10 +86,25 @@ def new_session(folder: str = "") -> Session:
     return Session(folder=folder)
 
 
-def _scene_session(session: Session | None, scene, source: tuple, label: str) -> Session:
-    """A session on a new scene: preview caches built, default preset path, history cleared."""
+OFFICIAL_FILTER_THRESHOLD = 0.05
+
+
+def preview_cache(small_scene, model_height: int):
+    """A Cache3D of a down-sized scene that shows what the model-resolution cache shows.
+
+    The official depth-edge filter compares depths over a 5x5 pixel window, so at 1/s of the
+    resolution the same edges look s times steeper; the threshold is scaled by s so the preview drops
+    the same points the model-resolution cache drops (coverage then agrees across resolutions).
+    """
     from engine.cache3d import Cache3D
 
+    scale = model_height / small_scene.height
+    return Cache3D(small_scene.image, small_scene.depth, small_scene.w2c, small_scene.K,
+                   filter_points_threshold=OFFICIAL_FILTER_THRESHOLD * scale)
+
+
+def _scene_session(session: Session | None, scene, source: tuple, label: str) -> Session:
+    """A session on a new scene: preview caches built, default preset path, history cleared."""
     ph, pw = PREVIEW_SIZE
     vh, vw = VIDEO_SIZE
     small = scene.resized(ph, pw)
@@ -99,8 +114,8 @@ def _scene_session(session: Session | None, scene, source: tuple, label: str) ->
     focus = float(np.median(valid)) if len(valid) else 1.0
     xyz, rgb = scene.point_cloud(max_points=figures.POINT_BUDGET)
     preview = Preview(
-        frame_cache=Cache3D(small.image, small.depth, small.w2c, small.K),
-        video_cache=Cache3D(tiny.image, tiny.depth, tiny.w2c, tiny.K),
+        frame_cache=preview_cache(small, scene.height),
+        video_cache=preview_cache(tiny, scene.height),
         focus_distance=focus,
         cloud=(np.asarray(xyz), np.asarray(rgb)),
     )
