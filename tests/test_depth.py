@@ -302,3 +302,13 @@ def test_hostile_files(tmp_path):
         D.load_depth_file(tmp_path / "t.npz", 12, 16)
     with pytest.raises(InputError, match="not found"):
         D.load_depth_file(tmp_path / "missing.npy", 12, 16)
+
+
+def test_bytes_and_file_objects(tmp_path):
+    buf = io.BytesIO()
+    np.save(buf, _depth())
+    np.testing.assert_array_equal(D.load_depth_file(buf.getvalue(), 12, 16).depth, _depth())
+    buf.seek(0)
+    np.testing.assert_array_equal(D.load_depth_file(buf, 12, 16).depth, _depth())
+    with pytest.raises(InputError, match="empty"):
+        D.load_depth_file(b"", 12, 16)

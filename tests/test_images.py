@@ -174,3 +174,19 @@ def test_tensor_round_trip():
     np.testing.assert_array_equal(images.to_uint8(t[None])[0], img)
     with pytest.raises(ValueError):
         images.to_uint8(torch.zeros(4, 2, 2))
+
+
+def test_16bit_tiff_and_animated_gif_first_frame():
+    v = (np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000)
+    out = images.load_image(_png_bytes(Image.fromarray(v), "TIFF"))
+    np.testing.assert_array_equal(out[..., 0], np.round(v / 65535 * 255).astype(np.uint8))
+    frames = [Image.new("RGB", (6, 5), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    out = images.load_image(buf.getvalue())
+    assert out.shape == (5, 6, 3) and out[0, 0, 0] > 200 and out[0, 0, 2] < 50
+
+
+def test_directory_is_not_an_image(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        images.load_image(tmp_path)
