@@ -143,64 +143,62 @@ def _group_max(per_item: torch.Tensor, group: int) -> torch.Tensor:
 def _axis_taps(coord: torch.Tensor, size: int):
     """Clamped floor index and the two official bilinear weights along one axis.
 
-    Returns (index of the low tap, weight of the low tap, weight of the high tap). When the two taps
-    coincide (exact integer or clamped) their weights are merged into the low tap, which makes the
-    high tap always ``index + 1``.
+    Returns (index of the low tap, weight of the low tap, weight of the high tap). Clamping the
+    offset coordinate before floor/ceil equals the official clamping of each (the bounds are
+    integers). When the two taps coincide (exact integer or clamped) both weights are 1 and are
+    merged into the low tap, so the high tap is always ``index + 1``.
     """
-    off = coord + 1
-    lo = torch.floor(off).clamp_(0, size + 1)
-    hi = torch.ceil(off).clamp_(0, size + 1)
-    off = off.clamp(0, size + 1)
-    w_lo = 1 - (off - lo)
-    w_hi = 1 - (hi - off)
-    same = lo == hi
-    w_lo = torch.where(same, w_lo + w_hi, w_lo)
-    w_hi = torch.where(same, torch.zeros_like(w_hi), w_hi)
-    return lo, w_lo, w_hi
+    off = (coord + 1).nan_to_num_(nan=-1.0).clamp_(0, size + 1)  # NaN (overflow) -> border ring
+    lo = torch.floor(off)
+    hi = torch.ceil(off)
+    w_lo = (off - lo).neg_().add_(1)
+    w_hi = (hi - off).neg_().add_(1)
+    same = hi == lo
+    return lo, w_lo.masked_fill_(same, 2.0), w_hi.masked_fill_(same, 0.0)
 
 
 # --------------------------------------------------------------------------------------- fast path
 
-def _splat_chunk(points, colors, valid, src, w2cs, Ks, M_items, H, W, cap, render_depth):
-    """Fused splat of one chunk of items. Returns canvas sums [b,H,W,C(+1)+1] (last = weight)."""
+def _splat_chunk(points, colors, valid, src, w2cs, Ks, H, W, cap, render_depth, norm_group):
+    """Fused splat of one chunk of whole normalisation groups -> canvas sums [b,H,W,F].
+
+    F = C colour channels (+ depth) + the weight sum. Each point adds 4 corner weights x F values
+    into one row keyed by its top-left tap; the other three corners are shifted back afterwards.
+    """
     b = len(w2cs)
     shared = bool((src == src[0]).all())
     pts = points[src[:1]] if shared else points[src]
     u, v, z = _project(pts, w2cs, Ks)
-    ok = valid[src[:1]] if shared else valid[src]
-    ok = ok & (z > 0)
-    finite = torch.isfinite(u) & torch.isfinite(v)
-    ok = ok & finite
-    u = torch.where(finite, u, torch.full_like(u, -2.0))
-    v = torch.where(finite, v, torch.full_like(v, -2.0))
-
     logz = torch.log1p(z.clamp(min=0))
-    expo = (logz / (M_items[:, None] + 1e-7) * DEPTH_WEIGHT_SCALE).clamp_(max=cap)
-    weight = torch.where(ok, 1.0 / (torch.exp(expo) + 1e-7), torch.zeros_like(expo))
+    M = _group_max(logz.amax(1), norm_group)
+    ok = (valid[src[:1]] if shared else valid[src]) & (z > 0)
+    dw = (logz / (M[:, None] + 1e-7)).mul_(DEPTH_WEIGHT_SCALE).clamp_(max=cap).exp_().add_(1e-7)
+    weight = ok.to(dw.dtype).div_(dw)
 
     x0, ax0, ax1 = _axis_taps(u, W)
     y0, ay0, ay1 = _axis_taps(v, H)
     Wc = W + 2
-    base = (y0 * Wc + x0).long()
+    base = (y0 * Wc).add_(x0).long()
     base += (torch.arange(b, device=base.device) * ((H + 2) * Wc))[:, None]
 
     cols = colors[src[:1]] if shared else colors[src]
-    feats = [cols.expand(b, -1, -1) * weight[..., None]]
-    if render_depth:
-        feats.append((z * weight)[..., None])
-    feats.append(weight[..., None])
-    feat = torch.cat(feats, dim=-1)  # [b,P,F]
+    C = cols.shape[-1]
+    F_ = C + 1 + int(render_depth)
+    ay0 *= weight
+    ay1 *= weight
     corners = torch.stack([ay0 * ax0, ay0 * ax1, ay1 * ax0, ay1 * ax1], dim=-1)  # [b,P,4]
-    F_ = feat.shape[-1]
-    vals = (corners[..., :, None] * feat[..., None, :]).reshape(-1, 4 * F_)
+    vals = torch.empty(b, corners.shape[1], 4, F_, dtype=corners.dtype, device=corners.device)
+    torch.mul(corners[..., None], cols[:, :, None, :], out=vals[..., :C])
+    if render_depth:
+        torch.mul(corners, z[..., None], out=vals[..., C])
+    vals[..., -1] = corners
     acc = torch.zeros(b * (H + 2) * Wc, 4 * F_, dtype=vals.dtype, device=vals.device)
-    acc.index_add_(0, base.reshape(-1), vals)
+    acc.index_add_(0, base.reshape(-1), vals.view(-1, 4 * F_))
     acc = acc.view(b, H + 2, Wc, 4, F_)
     # corner k of the point keyed at (y, x) lands at (y + dy_k, x + dx_k)
-    out = acc[:, 1:H + 1, 1:W + 1, 0]
-    out = out + acc[:, 1:H + 1, 0:W, 1]
-    out = out + acc[:, 0:H, 1:W + 1, 2]
-    out = out + acc[:, 0:H, 0:W, 3]
+    out = acc[:, 1:H + 1, 1:W + 1, 0] + acc[:, 1:H + 1, 0:W, 1]
+    out += acc[:, 0:H, 1:W + 1, 2]
+    out += acc[:, 0:H, 0:W, 3]
     return out
 
 
@@ -260,15 +258,12 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
         result = (torch.cat(images), torch.cat(masks))
         return result + ((torch.cat(depths),) if render_depth else ())
 
-    # per-item log-depth maxima (cheap: z only), then the official group maxima
-    M = _item_log_depth_max(points, w2cs, Ks, src.to(device), chunk_items=_chunk_items(P, device))
-    M = _group_max(M, norm_group)
     images, masks, depths = [], [], []
     src_dev = src.to(device)
     for s in range(0, B, chunk):
         e = min(B, s + chunk)
-        out = _splat_chunk(points, colors, valid, src_dev[s:e], w2cs[s:e], Ks[s:e], M[s:e],
-                           height, width, cap, render_depth)
+        out = _splat_chunk(points, colors, valid, src_dev[s:e], w2cs[s:e], Ks[s:e],
+                           height, width, cap, render_depth, norm_group)
         img, msk, dep = _finish(out, C, render_depth)
         images.append(img)
         masks.append(msk)
@@ -287,19 +282,6 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
 def _chunk_items(P: int, device: torch.device) -> int:
     budget = _DEFAULT_BUDGET["cuda" if device.type == "cuda" else "cpu"]
     return max(1, budget // max(1, P * _BYTES_PER_POINT_ITEM))
-
-
-def _item_log_depth_max(points, w2cs, Ks, src, chunk_items):
-    """max over points of log1p(max(z, 0)) for each item [B] (z = the projected depth)."""
-    out = []
-    for s in range(0, len(w2cs), max(1, chunk_items * 4)):
-        e = min(len(w2cs), s + max(1, chunk_items * 4))
-        sub = src[s:e]
-        shared = bool((sub == sub[0]).all())
-        pts = points[sub[:1]] if shared else points[sub]
-        z = _project(pts, w2cs[s:e], Ks[s:e])[2]
-        out.append(torch.log1p(z.clamp(min=0)).amax(1))
-    return torch.cat(out) if out else w2cs.new_zeros(0)
 
 
 # ------------------------------------------------------------------------------ semantic reference
