@@ -422,7 +422,8 @@ class Gen3CPipeline:
             del video, images, masks
             report("chunk_done", k, num_steps)
         del cache
-        self._free()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
         report("done", n_chunks - 1, num_steps)
         return GenerationResult(
             frames=np.concatenate(frames)[:num_frames], warps=np.concatenate(warps)[:num_frames],
