@@ -111,7 +111,7 @@ def _check_size(height, width):
 
 # ------------------------------------------------------------------------------------ projection
 
-def _project(points: torch.Tensor, w2cs: torch.Tensor, Ks: torch.Tensor):
+def _project(points: torch.Tensor, w2cs: torch.Tensor, Ks: torch.Tensor, standard_k: bool | None = None):
     """Points [b|1,P,3] into cameras [b] -> (u, v, z) each [b,P].
 
     Written as separate elementwise multiplies and adds in the order of the official small-matrix
@@ -124,12 +124,18 @@ def _project(points: torch.Tensor, w2cs: torch.Tensor, Ks: torch.Tensor):
     cam = [((X * w[:, i, 0] + Y * w[:, i, 1]) + Z * w[:, i, 2]) + w[:, i, 3] for i in range(3)]
     k = Ks.to(points.dtype)[:, :, :, None]  # [b,3,3,1]
     pix = [(cam[0] * k[:, i, 0] + cam[1] * k[:, i, 1]) + cam[2] * k[:, i, 2] for i in range(2)]
-    if bool((Ks[:, 2] == Ks.new_tensor([0.0, 0.0, 1.0])).all()):
+    if standard_k is None:
+        standard_k = _standard_last_row(Ks)
+    if standard_k:
         z = cam[2]  # (0*x + 0*y) + 1*z is exactly z
     else:
         z = (cam[0] * k[:, 2, 0] + cam[1] * k[:, 2, 1]) + cam[2] * k[:, 2, 2]
     denom = z + 1e-7
     return pix[0] / denom, pix[1] / denom, z
+
+
+def _standard_last_row(Ks: torch.Tensor) -> bool:
+    return bool((Ks[:, 2] == Ks.new_tensor([0.0, 0.0, 1.0])).all())
 
 
 def _group_max(per_item: torch.Tensor, group: int) -> torch.Tensor:
@@ -159,16 +165,16 @@ def _axis_taps(coord: torch.Tensor, size: int):
 
 # --------------------------------------------------------------------------------------- fast path
 
-def _splat_chunk(points, colors, valid, src, w2cs, Ks, H, W, cap, render_depth, norm_group):
+def _splat_chunk(points, colors, valid, src, shared, w2cs, Ks, standard_k, H, W, cap, render_depth,
+                 norm_group):
     """Fused splat of one chunk of whole normalisation groups -> canvas sums [b,H,W,F].
 
     F = C colour channels (+ depth) + the weight sum. Each point adds 4 corner weights x F values
     into one row keyed by its top-left tap; the other three corners are shifted back afterwards.
     """
     b = len(w2cs)
-    shared = bool((src == src[0]).all())
     pts = points[src[:1]] if shared else points[src]
-    u, v, z = _project(pts, w2cs, Ks)
+    u, v, z = _project(pts, w2cs, Ks, standard_k)
     logz = torch.log1p(z.clamp(min=0))
     M = _group_max(logz.amax(1), norm_group)
     ok = (valid[src[:1]] if shared else valid[src]) & (z > 0)
@@ -260,9 +266,11 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
 
     images, masks, depths = [], [], []
     src_dev = src.to(device)
+    standard_k = _standard_last_row(Ks)
     for s in range(0, B, chunk):
         e = min(B, s + chunk)
-        out = _splat_chunk(points, colors, valid, src_dev[s:e], w2cs[s:e], Ks[s:e],
+        shared = bool((src[s:e] == src[s]).all())  # host copy: no device sync
+        out = _splat_chunk(points, colors, valid, src_dev[s:e], shared, w2cs[s:e], Ks[s:e], standard_k,
                            height, width, cap, render_depth, norm_group)
         img, msk, dep = _finish(out, C, render_depth)
         images.append(img)
