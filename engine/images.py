@@ -273,7 +273,9 @@ def fit_image(image: np.ndarray, height: int = 704, width: int = 1280, mode: str
     if (rh, rw) == image.shape[:2]:
         resized = image
     else:
-        resized = np.array(Image.fromarray(image).resize((rw, rh), Image.Resampling.LANCZOS), dtype=np.uint8)
+        # reducing_gap: box-reduce by an integer factor first, then Lanczos (same look, much faster on big photos)
+        resized = np.array(Image.fromarray(image).resize((rw, rh), Image.Resampling.LANCZOS, reducing_gap=3.0),
+                           dtype=np.uint8)
     if mode == "crop":
         out = fit._place(resized, 0)
     else:
