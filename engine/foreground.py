@@ -16,7 +16,10 @@ Official meaning, reproduced here (``forward_warp_utils_pytorch.forward_warp`` +
 4. A pixel is blanked (mask 0, colour -1, depth 0) where mesh depth > 0 and
    mesh depth + 0.02 < splatted depth.
 
-The official code tests every ray against every triangle. Here each triangle is tested only against
+Bilinear resizing is an affine combination of points, so it commutes with the rigid camera transform:
+the mesh is resized once in world space and only its used vertices are moved into each camera (the
+official code transforms and resizes full-resolution points per camera; the results agree to float
+rounding). The official code tests every ray against every triangle. Here each triangle is tested only against
 the pixels of its projected bounding box (plus a one-pixel guard band), all triangles of all cameras
 batched into flat (triangle, pixel) pair lists. The per-pair test is the same Moller-Trumbore
 computation, so coverage at shared edges and the depth values match the official ones up to float
@@ -37,6 +40,8 @@ RAY_EPS = 1e-8
 DEFAULT_MARGIN = 0.02
 # Upper bound on (triangle, pixel) pairs tested at once; bounds peak memory (~40 floats per pair).
 DEFAULT_MAX_PAIRS = 1 << 21
+# Cameras are rasterised in groups of at most this many triangles in total (bounds the [T,F,3,3] tensors).
+MAX_TRIANGLES_PER_GROUP = 1 << 20
 
 
 def occluder_mask(
@@ -86,27 +91,38 @@ def occluder_mask(
         raise InputError(f"max_pairs must be a positive integer, got {max_pairs!r}")
 
     T = w2cs.shape[0]
-    cam_points = torch.einsum("tij,hwj->thwi", w2cs[:, :3, :3], points) + w2cs[:, None, None, :3, 3]
-    vertices, faces = occluder_mesh(mask.to(device) != 0, cam_points)
+    # Bilinear downsampling commutes with the affine camera transform, so the mesh is built once in
+    # world space and only its used vertices are moved into each camera.
+    vertices, faces = occluder_mesh(mask.to(device) != 0, points)
     if faces.shape[0] == 0:
         return torch.zeros(T, height, width, device=device)
-    return rasterize_depth(vertices, faces, Ks, height, width, max_pairs=max_pairs)
+    used, faces = torch.unique(faces, return_inverse=True)
+    vertices = vertices[used]
+    out = torch.empty(T, height, width, device=device)
+    group = max(1, MAX_TRIANGLES_PER_GROUP // faces.shape[0])
+    for start in range(0, T, group):
+        sl = slice(start, start + group)
+        cam_vertices = torch.einsum("tij,vj->tvi", w2cs[sl, :3, :3], vertices) + w2cs[sl, None, :3, 3]
+        out[sl] = rasterize_depth(cam_vertices, faces, Ks[sl], height, width, max_pairs=max_pairs)
+    return out
 
 
-def occluder_mesh(boundary_mask: torch.Tensor, cam_points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The official occluder mesh for each camera (shared topology).
+def occluder_mesh(boundary_mask: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official occluder mesh (points bilinear- and mask nearest-downsampled 4x).
 
-    boundary_mask ``[H,W]`` bool, cam_points ``[T,H,W,3]`` camera-space points ->
-    ``vertices [T,h*w,3]`` (the downsampled grid, row-major, h = H//4, w = W//4) and
-    ``faces [F,3]`` long indices into it (empty when no patch touches the mask).
+    boundary_mask ``[H,W]`` bool, points ``[...,H,W,3]`` -> ``vertices [...,h*w,3]`` (the
+    downsampled grid, row-major, h = H//4, w = W//4) and ``faces [F,3]`` long indices into it, two
+    per 2x2 patch with a masked corner: (tl, tr, bl) and (tr, br, bl); empty when none.
     """
-    T, H, W, _ = cam_points.shape
+    H, W = points.shape[-3:-1]
+    lead = points.shape[:-3]
     h, w = H // MESH_DOWNSAMPLE, W // MESH_DOWNSAMPLE
-    device = cam_points.device
+    device = points.device
     if h < 2 or w < 2:
-        return cam_points.new_zeros(T, max(h * w, 0), 3), torch.zeros(0, 3, dtype=torch.long, device=device)
-    grid = F.interpolate(cam_points.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
-    vertices = grid.permute(0, 2, 3, 1).reshape(T, h * w, 3)
+        return points.new_zeros(*lead, max(h * w, 0), 3), torch.zeros(0, 3, dtype=torch.long, device=device)
+    flat = points.reshape(-1, H, W, 3).permute(0, 3, 1, 2)
+    grid = F.interpolate(flat, size=(h, w), mode="bilinear", align_corners=False)
+    vertices = grid.permute(0, 2, 3, 1).reshape(*lead, h * w, 3)
     small = F.interpolate(boundary_mask[None, None].float(), size=(h, w), mode="nearest")[0, 0] > 0
     patches = small[:-1, :-1] | small[:-1, 1:] | small[1:, :-1] | small[1:, 1:]
     rows, cols = torch.nonzero(patches, as_tuple=True)
