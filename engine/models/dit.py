@@ -230,12 +230,12 @@ def load_transformer(weights_dir=None, device=None, dtype=None, *, attention: st
     kernel (see set_attention; None leaves diffusers' default); `compile` wraps each block in torch.compile.
     Missing files raise WeightsMissingError with what to download.
     """
-    from diffusers import CosmosTransformer3DModel
-
     from engine.models.weights import find_weights
 
     status = find_weights(weights_dir)
     status.require("config", "transformer")
+    from diffusers import CosmosTransformer3DModel
+
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     model = CosmosTransformer3DModel.from_pretrained(str(status.root / "transformer"), torch_dtype=dtype)

@@ -136,14 +136,14 @@ def load_text_encoder(weights_dir=None, device=None, dtype=None, cache_dir=DEFAU
     dtype defaults to bf16 on CUDA and fp32 on CPU. Raises WeightsMissingError when absent
     (use ZeroTextEncoder then).
     """
-    from transformers import AutoTokenizer, T5EncoderModel
-
     from engine.models.config import Gen3CConfig
     from engine.models.dit import default_device, default_dtype
     from engine.models.weights import find_weights
 
     status = find_weights(weights_dir)
     status.require("config", "text_encoder", "tokenizer")
+    from transformers import AutoTokenizer, T5EncoderModel
+
     cfg = Gen3CConfig.load(status.root)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)

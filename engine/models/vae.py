@@ -436,14 +436,14 @@ def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None
     The VAE runs in `dtype` (bf16 on CUDA, fp32 on CPU by default); at bf16 the statistics are rounded
     to bf16 as the official wrapper stores them (`is_bf16=True`).
     """
-    from diffusers import AutoencoderKLCosmos
-
     from engine.models.config import Gen3CConfig
     from engine.models.dit import default_device, default_dtype
     from engine.models.weights import find_weights
 
     status = find_weights(weights_dir)
     status.require("config", "vae")
+    from diffusers import AutoencoderKLCosmos
+
     cfg = Gen3CConfig.load(status.root)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
