@@ -60,8 +60,10 @@ def test_non_rigid_matches_official(scene):
 
 
 def test_default_method_is_non_rigid(scene):
-    assert torch.equal(_call(scene, "non_rigid"), align_depth(
-        scene["new_depth"], scene["target_depth"], scene["target_mask"], scene["K"], scene["w2c"]))
+    default = align_depth(scene["new_depth"], scene["target_depth"], scene["target_mask"], scene["K"], scene["w2c"],
+                          iterations=3)
+    assert torch.equal(default, _call(scene, "non_rigid", iterations=3))
+    assert not torch.equal(default, _call(scene, "rigid"))
 
 
 def test_none_returns_clamped_input():
