@@ -133,9 +133,9 @@ def align_depth(
             raise InputError("w2c is singular")
         if not isinstance(iterations, (int, np.integer)) or isinstance(iterations, bool) or iterations < 0:
             raise InputError(f"iterations must be a non-negative integer, got {iterations!r}")
-        if not (math.isfinite(lr) and lr > 0):
+        if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
             raise InputError(f"lr must be a positive finite number, got {lr!r}")
-        if not (math.isfinite(smoothness) and smoothness >= 0):
+        if not (_is_real(smoothness) and math.isfinite(smoothness) and smoothness >= 0):
             raise InputError(f"smoothness must be a non-negative finite number, got {smoothness!r}")
 
     inverse = 1.0 / depth
@@ -151,6 +151,10 @@ def align_depth(
 
     scale_map = _optimise_scale_map(rigid, target, mask, K_t, w2c_t, iterations, lr, smoothness)
     return _result((rigid * scale_map).reshape(out_shape), info, return_info)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _result(depth: torch.Tensor, info: AlignInfo, return_info: bool):

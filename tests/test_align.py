@@ -229,6 +229,7 @@ def test_enough_pixels_do_not_warn():
         (dict(iterations=-1), "iterations"),
         (dict(iterations=2.5), "iterations"),
         (dict(lr=0.0), "lr"),
+        (dict(lr="fast"), "lr"),
         (dict(smoothness=float("nan")), "smoothness"),
     ],
 )
