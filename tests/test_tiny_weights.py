@@ -79,3 +79,14 @@ def test_cli_refuses_non_empty_folder_and_bad_sizes(tiny_dir, tmp_path, capsys):
 def test_latent_stats_layout(tiny_dir):
     stats = load_file(str(tiny_dir / "vae" / "latent_stats.safetensors"))
     assert stats["mean"].shape == stats["std"].shape == (256,) and (stats["std"] > 0).all()
+
+
+def test_tiny_moge_checkpoint_loads_through_depth_loader(tmp_path):
+    from engine.depth import MoGeEstimator, find_moge_weights
+    from engine.models.tiny import write_tiny_moge
+
+    write_tiny_moge(tmp_path / "moge" / "model.pt", seed=0)
+    path = find_moge_weights(tmp_path)
+    assert path == tmp_path / "moge" / "model.pt"
+    est = MoGeEstimator(path, device="cpu")
+    assert est.version == "v1"

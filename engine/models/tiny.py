@@ -101,9 +101,31 @@ def tiny_t5(vocab_size: int, dim: int, seed: int):
         return T5EncoderModel(config).eval()
 
 
+# MoGe v1 with the smallest stock backbone (DINOv2 ViT-S/14, 22 M parameters: MoGe builds its backbone
+# by name, so a narrower one would not load without patching) and minimal heads. Stored in fp16 (~44 MB).
+TINY_MOGE_CONFIG = dict(encoder="dinov2_vits14", intermediate_layers=4, dim_proj=16, dim_upsample=[8, 8, 8],
+                        num_res_blocks=1, remap_output="exp", res_block_norm="layer_norm", last_conv_channels=8)
+
+
+def write_tiny_moge(path, seed: int) -> None:
+    """A random MoGe v1 checkpoint ({'model_config', 'model'}) loadable by engine.depth.MoGeEstimator."""
+    from moge.model import import_model_class_by_version
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = import_model_class_by_version("v1")(**TINY_MOGE_CONFIG)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_config": TINY_MOGE_CONFIG, "model": state}, str(path))
+
+
 def make_tiny_weights(out_dir, height: int = 64, width: int = 128, chunk_frames: int = 17, seed: int = 0,
-                      overwrite: bool = False) -> Path:
-    """Write a complete tiny weights folder at `out_dir` (atomically) and return its path."""
+                      overwrite: bool = False, moge: bool = False) -> Path:
+    """Write a complete tiny weights folder at `out_dir` (atomically) and return its path.
+
+    `moge=True` adds a random MoGe v1 (ViT-S backbone, ~44 MB) at moge/model.pt; off by default
+    because it is the one part that is not tiny.
+    """
     from engine.models.config import Gen3CConfig
     from engine.models.layout import atomic_output_dir, save_transformer, save_vae
 
@@ -122,6 +144,8 @@ def make_tiny_weights(out_dir, height: int = 64, width: int = 128, chunk_frames:
         tokenizer.save_pretrained(str(tmp / "tokenizer"))
         tiny_t5(len(tokenizer), cfg.text_dim, seed + 3).save_pretrained(str(tmp / "text_encoder"),
                                                                           safe_serialization=True)
+        if moge:
+            write_tiny_moge(tmp / "moge" / "model.pt", seed + 4)
         cfg.save(tmp)
     return Path(out_dir)
 
@@ -135,9 +159,11 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-frames", type=int, default=17)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--moge", action="store_true", help="also write a random MoGe v1 (ViT-S, ~44 MB)")
     args = parser.parse_args(argv)
     try:
-        path = make_tiny_weights(args.out_dir, args.height, args.width, args.chunk_frames, args.seed, args.overwrite)
+        path = make_tiny_weights(args.out_dir, args.height, args.width, args.chunk_frames, args.seed, args.overwrite,
+                                 moge=args.moge)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
