@@ -45,13 +45,19 @@ class DepthResult:
     mask: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        self.depth = np.asarray(self.depth, dtype=np.float32)
+        self.K = np.asarray(self.K, dtype=np.float32)
+        if self.mask is not None:
+            self.mask = np.asarray(self.mask).astype(bool, copy=False)
+
     def validate(self, height: int, width: int) -> "DepthResult":
         """Check shapes/dtypes/values against the image size (H, W); returns self."""
         d = np.asarray(self.depth)
         if d.shape != (height, width):
             raise InputError(f"depth is {d.shape} but the image is {height}x{width}")
-        if d.dtype != np.float32 or not np.isfinite(d).all() or (d < 0).any():
-            raise InputError("depth must be finite, non-negative float32")
+        if not np.isfinite(d).all() or (d < 0).any():
+            raise InputError("depth must be finite and non-negative")
         _validate_K(self.K)
         if self.mask is not None and (np.asarray(self.mask).shape != (height, width) or np.asarray(self.mask).dtype != bool):
             raise InputError(f"depth mask must be bool [{height},{width}]")

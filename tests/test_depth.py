@@ -312,3 +312,15 @@ def test_bytes_and_file_objects(tmp_path):
     np.testing.assert_array_equal(D.load_depth_file(buf, 12, 16).depth, _depth())
     with pytest.raises(InputError, match="empty"):
         D.load_depth_file(b"", 12, 16)
+
+
+def test_depth_result_coerces_and_validates():
+    r = D.DepthResult(np.ones((2, 3)), np.array([[2, 0, 1.5], [0, 2, 1], [0, 0, 1]]), np.ones((2, 3), np.uint8))
+    assert r.depth.dtype == np.float32 and r.K.dtype == np.float32 and r.mask.dtype == bool
+    assert r.validate(2, 3) is r
+    with pytest.raises(InputError, match="image is 3x3"):
+        r.validate(3, 3)
+    with pytest.raises(InputError, match="finite"):
+        D.DepthResult(np.full((2, 3), np.nan), r.K).validate(2, 3)
+    with pytest.raises(InputError):
+        D.DepthResult(r.depth, np.zeros((3, 3))).validate(2, 3)
