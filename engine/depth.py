@@ -231,6 +231,33 @@ class MoGeEstimator:
             torch.cuda.empty_cache()
 
 
+def official_seed_depth(estimator: "MoGeEstimator", image: np.ndarray, height: int = 704, width: int = 1280,
+                        moge_size: tuple[int, int] = (720, 1280)) -> DepthResult:
+    """The official GEN3C seed depth (`_predict_moge_depth`), for parity runs.
+
+    The image is stretched (aspect ignored) with cv2 bilinear to `moge_size` (720x1280), MoGe runs there,
+    mask-0 pixels get depth 1000, the depth is bilinearly resized to (height, width), NaN -> 1e4, clamp
+    [0, 1e4], and K (pixels at moge_size) is rescaled by (width / 1280, height / 720) without a half-pixel
+    term, exactly as upstream. The studio's own path (`estimate` + `build_scene`) keeps the aspect instead.
+    """
+    import cv2
+    import torch.nn.functional as F
+
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"MoGe input must be uint8 [H,W,3], got {getattr(image, 'shape', type(image))}")
+    mh, mw = moge_size
+    stretched = cv2.resize(image, (mw, mh))
+    res = estimator.estimate(np.ascontiguousarray(stretched))
+    depth = torch.from_numpy(res.depth)[None, None]
+    depth = F.interpolate(depth, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+    depth = torch.nan_to_num(depth, nan=MAX_DEPTH).clamp(0, MAX_DEPTH)
+    K = res.K.astype(np.float64)
+    K[0] *= width / mw
+    K[1] *= height / mh
+    return DepthResult(depth.numpy().astype(np.float32), K.astype(np.float32), None,
+                       ["official GEN3C seed depth (image stretched to 720x1280 for MoGe)"])
+
+
 def moge_output_to_result(out: dict, height: int, width: int) -> DepthResult:
     """MoGe `infer` output -> DepthResult with the official invalid/NaN handling and pixel K."""
     depth = out["depth"].float()

@@ -324,3 +324,24 @@ def test_depth_result_coerces_and_validates():
         D.DepthResult(np.full((2, 3), np.nan), r.K).validate(2, 3)
     with pytest.raises(InputError):
         D.DepthResult(r.depth, np.zeros((3, 3))).validate(2, 3)
+
+
+def test_official_seed_depth_follows_upstream_resizes(tmp_path, tiny_backbone, monkeypatch):
+    path, _ = _save_tiny(tmp_path, "v1")
+    est = D.MoGeEstimator(path, device="cpu", num_tokens=24)
+    seen = {}
+    moge_depth = np.linspace(1, 3, 45 * 80, dtype=np.float32).reshape(45, 80)
+    moge_depth[:5] = D.INVALID_DEPTH
+
+    def fake_estimate(image, **kw):
+        seen["shape"] = image.shape
+        K = np.array([[80 * 0.7, 0, 40], [0, 45 * 1.2, 22.5], [0, 0, 1]], np.float32)
+        return D.DepthResult(moge_depth, K, moge_depth < D.INVALID_DEPTH)
+
+    monkeypatch.setattr(est, "estimate", fake_estimate)
+    res = D.official_seed_depth(est, _image(90, 100), height=44, width=80, moge_size=(45, 80))
+    assert seen["shape"] == (45, 80, 3)  # stretched, aspect ignored, as upstream
+    ref = torch.nn.functional.interpolate(torch.from_numpy(moge_depth)[None, None], size=(44, 80),
+                                          mode="bilinear", align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(res.depth, ref, rtol=1e-6)
+    np.testing.assert_allclose(res.K, [[56, 0, 40], [0, 54 * 44 / 45, 22.5 * 44 / 45], [0, 0, 1]], rtol=1e-5)
