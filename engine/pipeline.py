@@ -32,8 +32,11 @@ Memory placement plan (GPU; cannot be measured on this CPU-only machine, the ari
   DiT moved back; embeddings (512 x 1024 each) are kept. The VAE (~0.2 GB weights) is loaded with tiling: an
   untiled decode of 121x704x1280 peaks at 29.8 GB, so the tokenizer must tile to stay under the ~9 GB left next to
   the resident DiT. MoGe (ViT-L, ~1.3 GB fp32) is loaded for each depth estimate and released right after.
-  Peak = DiT forward 19.6 GB + latents/cache tensors (<0.2 GB) -> ~20 GB, provided the tiled VAE peaks below
-  ~4 GB. ``torch.cuda.empty_cache`` runs only on cancel and at the end.
+  The chunk's cache renders (121 x 2 buffers x 704 x 1280, RGB + mask, float32 = ~3.5 GB) are moved to the
+  host right after rendering and sent to the VAE one buffer video at a time (0.65 GB in bf16).
+  Peak = DiT forward 19.6 GB + latents (16 x 16 x 88 x 160 fp32 = 14 MB each, a handful) -> ~20 GB, provided
+  the tiled VAE encode/decode peaks below ~4 GB next to the resident DiT (not measured: no GPU here).
+  ``torch.cuda.empty_cache`` runs only on cancel and at the end of a run.
 - ``"resident"``: DiT, VAE (untiled), text encoder and MoGe all stay on the GPU between calls
   (14.5 + 9.6 + 1.3 + 0.2 GB weights, VAE decode peak 29.8 GB -> fits an 80 GB card, not a 24 GB one).
 """
@@ -404,6 +407,9 @@ class Gen3CPipeline:
             report("render", k)
             t0 = time.perf_counter()
             images, masks = cache.render(w2cs[start:end + 1].to(self.device), Ks[start:end + 1].to(self.device))
+            if self.placement == "low_memory" and self.device.type == "cuda":
+                # full-size renders are ~3.5 GB in float32; they wait on the host, buffer by buffer to the VAE
+                images, masks = images.cpu(), masks.cpu()
             _add(timings, "render", t0)
             check(k)
             noise = torch.randn(self.latent_shape(), generator=generator)
