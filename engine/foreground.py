@@ -20,7 +20,7 @@ Bilinear resizing is an affine combination of points, so it commutes with the ri
 the mesh is resized once in world space and only its used vertices are moved into each camera (the
 official code transforms and resizes full-resolution points per camera; the results agree to float
 rounding). The official code tests every ray against every triangle. Here each triangle is tested only against
-the pixels of its projected bounding box (plus a one-pixel guard band), all triangles of all cameras
+the pixels of its projected bounding box (widened by a small guard against rounding), all triangles of all cameras
 batched into flat (triangle, pixel) pair lists. The per-pair test is the same Moller-Trumbore
 computation, so coverage at shared edges and the depth values match the official ones up to float
 rounding. Triangles that cross the camera plane have no bounded projection; they are tested against
@@ -36,6 +36,9 @@ import torch.nn.functional as F
 from engine.errors import InputError
 
 MESH_DOWNSAMPLE = 4
+# Pixels by which a projected bounding box is widened: covers the rounding difference between the
+# projection and the ray test (the ray test alone decides coverage).
+BOX_GUARD = 0.05
 RAY_EPS = 1e-8
 DEFAULT_MARGIN = 0.02
 # Upper bound on (triangle, pixel) pairs tested at once; bounds peak memory (~40 floats per pair).
@@ -161,8 +164,8 @@ def rasterize_depth(
     crossing = (z > 0).any(-1) & ~in_front
     proj = torch.einsum("tij,tfcj->tfci", Ks.float(), tri)
     uv = proj[..., :2] / proj[..., 2:3].where(in_front[..., None, None], torch.ones_like(proj[..., 2:3]))
-    lo = torch.floor(uv.amin(2)) - 1
-    hi = torch.ceil(uv.amax(2)) + 1
+    lo = torch.floor(uv.amin(2) - BOX_GUARD)
+    hi = torch.ceil(uv.amax(2) + BOX_GUARD)
     limit = torch.tensor([width - 1, height - 1], device=device, dtype=lo.dtype)
     # Crossing triangles: the whole image; in front: the guarded bounding box.
     lo = torch.where(crossing[..., None], torch.zeros_like(lo), lo)
