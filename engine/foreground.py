@@ -41,8 +41,8 @@ MESH_DOWNSAMPLE = 4
 BOX_GUARD = 0.05
 RAY_EPS = 1e-8
 DEFAULT_MARGIN = 0.02
-# Upper bound on (triangle, pixel) pairs tested at once; bounds peak memory (~40 floats per pair).
-DEFAULT_MAX_PAIRS = 1 << 21
+# Upper bound on (triangle, pixel) pairs tested at once; bounds peak memory (~350 bytes per pair).
+DEFAULT_MAX_PAIRS = 1 << 20
 # Cameras are rasterised in groups of at most this many triangles in total (bounds the [T,F,3,3] tensors).
 MAX_TRIANGLES_PER_GROUP = 1 << 20
 
