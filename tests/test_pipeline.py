@@ -233,6 +233,24 @@ def test_frame_count_not_on_the_chunk_grid_is_trimmed(dit):
     assert res.frames.shape[0] == n and res.warps.shape[0] == n and res.masks.shape[0] == n
 
 
+def test_camera_path_input_and_resident_placement(dit):
+    from engine.paths import CameraPath
+
+    text_log, depth_calls = [], []
+    pipe = make_pipe(dit, depth_calls, text_log)
+    pipe.placement = "resident"
+    w2cs, Ks = _cameras(5)
+    path = CameraPath.from_cameras(w2cs, Ks, H)
+    res = pipe.generate(_image(), path, C, prompt="p", num_steps=1)
+    assert res.frames.shape == (C, H, W, 3)
+    assert "released" not in text_log and pipe._text_encoder is not None  # resident: T5 kept
+    # the DiT saw the path sampled for C frames: the cache render of the last frame moved with the camera
+    expected = path.sample(C, H, W)
+    images, _ = pipe.last_cache.render(*expected)
+    assert np.array_equal(res.warps[-1], ((images[-1, 0].clamp(-1, 1) + 1) * 127.5).round().byte()
+                          .permute(1, 2, 0).numpy())
+
+
 # ------------------------------------------------------------------------------------------ seeding
 
 def test_seed_determinism(dit):
