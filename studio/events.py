@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 
 from engine.errors import Cancelled, InputError, WeightsMissingError
-from studio import files, handlers
+from studio import figures, files, handlers
 from studio import generate as gen
 from studio.figures import coverage_figure
 from studio.state import COVERAGE_WARN, Session
@@ -45,6 +45,15 @@ def ensure(session: Session | None, request: gr.Request | None) -> Session:
     return (session or Session()).replace(folder=session_folder(request))
 
 
+def plot_value(figure: dict | None):
+    """A scene figure dict as gr.Plot's payload (pre-serialised: see figures.scene_figure)."""
+    if figure is None:
+        return None
+    from gradio.components.plot import PlotData
+
+    return PlotData(type="plotly", plot=figures.to_json(figure))
+
+
 def refresh(session: Session | None, frame=0, table_mode: str = "look-at") -> tuple:
     """Values for REFRESH outputs: state, 3D view, table, frame slider, selected, summary, revision,
     undo, redo, interpolation, constant speed, length (chunks)."""
@@ -62,7 +71,7 @@ def refresh(session: Session | None, frame=0, table_mode: str = "look-at") -> tu
     has_path = session.path is not None
     return (
         session,
-        handlers.scene_figure(session, frame),
+        plot_value(handlers.scene_figure(session, frame)),
         gr.update(value=rows, headers=headers),
         gr.update(maximum=last, value=frame),
         session.selected + 1 if has_path else 1,
@@ -177,7 +186,7 @@ def figure_at(session, frame):
     """The 3D view with the camera of `frame` highlighted (slider released)."""
     if session is None or session.scene is None:
         return gr.skip()
-    return handlers.scene_figure(session, frame)
+    return plot_value(handlers.scene_figure(session, frame))
 
 
 def path_video(session, show_holes=False):

@@ -77,17 +77,20 @@ def scene_figure(
     path_centres: np.ndarray | None = None,
     current: tuple[np.ndarray, float] | None = None,
     uirevision: str = "scene",
-) -> go.Figure:
+) -> dict:
     """The 3D view: coloured points, numbered keyframe frustums, the path line, the current camera.
 
     xyz/rgb: world points and uint8 colours (already capped); keyframes: (w2c, fov_y_deg) pairs;
     path_centres: world camera centres along the sampled path; current: (w2c, fov) of the preview frame.
+    Returns the figure as a plotly JSON dict (see `to_json`): plotly's per-element validation of 50k
+    colour strings would take seconds, so the cloud colours are set after validation.
     """
-    pts = to_display(xyz)
+    pts = to_display(xyz).astype(np.float32)  # float32 arrays travel as base64
+    colours = _hex_colours(rgb)
     size = 0.12 * float(focus_distance)
     traces = [go.Scatter3d(
         x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", name="point cloud",
-        marker=dict(size=MARKER_SIZE, color=_hex_colours(rgb), line=dict(width=0)),
+        marker=dict(size=MARKER_SIZE, line=dict(width=0)),
         hoverinfo="none", showlegend=False,
     )]
     if path_centres is not None and len(path_centres):
@@ -123,9 +126,18 @@ def scene_figure(
     fig.update_layout(
         scene=scene, uirevision=uirevision, margin=dict(l=0, r=0, t=0, b=0), height=520,
         legend=dict(orientation="h", y=0.02, x=0.01, bgcolor="rgba(255,255,255,0.6)"),
-        paper_bgcolor="rgba(0,0,0,0)", dragmode="orbit", clickmode="event",
+        paper_bgcolor="rgba(0,0,0,0)", clickmode="event",
     )
-    return fig
+    data = fig.to_plotly_json()
+    data["data"][CLOUD_TRACE]["marker"]["color"] = colours
+    return data
+
+
+def to_json(figure: dict) -> str:
+    """Serialise a figure dict from `scene_figure` (numpy arrays as base64 typed arrays)."""
+    from plotly.io.json import to_json_plotly
+
+    return to_json_plotly(figure)
 
 
 def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None = None,

@@ -33,9 +33,11 @@ def test_load_sample_status_figure_and_default_path(base):
     status = handlers.scene_status(base)
     assert "1280x704" in status and "points" in status and "FOV" in status and "depth" in status
     fig = handlers.scene_figure(base, frame=0)
-    cloud = fig.data[0]
-    assert 1000 < len(cloud.x) <= POINT_BUDGET
-    assert fig.layout.uirevision  # the user's view is kept across updates
+    cloud = fig["data"][0]
+    assert 1000 < len(cloud["marker"]["color"]) <= POINT_BUDGET
+    assert fig["layout"]["uirevision"]  # the user's view is kept across updates
+    names = [t.get("name") for t in fig["data"]]
+    assert "path" in names and "keyframes" in names and "current frame" in names
     assert base.path is not None and base.num_frames == 121
     w2cs, Ks = handlers.with_cameras(base).frame_cams
     assert w2cs.shape == (121, 4, 4) and Ks.shape == (121, 3, 3)

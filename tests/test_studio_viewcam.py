@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InputError
-from studio.figures import coverage_figure, frustum_lines, keyframe_indices_to_draw, scene_figure
+from studio.figures import coverage_figure, to_json, frustum_lines, keyframe_indices_to_draw, scene_figure
 from studio.state import History
 from studio.viewcam import (
     SceneBox,
@@ -112,6 +112,9 @@ def test_figures_frustum_and_sampling():
     fig = scene_figure(xyz, rng.integers(0, 255, (200, 3)), box=SceneBox.around(to_display(xyz)), aspect=1.5,
                        focus_distance=3.0, keyframes=[(np.eye(4), 50.0)], selected=0,
                        path_centres=np.zeros((3, 3)), current=(np.eye(4), 50.0))
-    assert len(fig.data[0].x) == 200 and fig.layout.uirevision == "scene"
+    assert len(fig["data"][0]["marker"]["color"]) == 200 and fig["layout"]["uirevision"] == "scene"
+    assert fig["data"][0]["marker"]["color"][0].startswith("#")
+    text = to_json(fig)
+    assert json.loads(text)["data"][0]["x"]["bdata"]  # float32 coordinates travel as base64
     cov = coverage_figure(np.array([1.0, 0.9, 0.5, 0.4]), 0.6, current=1)
     assert list(cov.data[1].x) == [2, 3]
