@@ -214,7 +214,7 @@ def denoise(
         if batch_cfg and prompt_embeds.shape == negative.shape:
             out = _run_net(
                 transformer, net_input.repeat(2, 1, 1, 1, 1), timestep.repeat(2 * b),
-                torch.cat([prompt_embeds, negative]).to(device), torch.cat([cond_mask, uncond_mask]),
+                torch.cat([prompt_embeds.to(device), negative.to(device)]), torch.cat([cond_mask, uncond_mask]),
                 padding_mask, fps,
             )
             f_cond, f_uncond = out[:b], out[b:]
