@@ -329,7 +329,7 @@ def _read_png16(data: bytes, what: str, scale: float) -> np.ndarray:
     from PIL import Image
 
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=["PNG"])
         if img.width > MAX_SIDE or img.height > MAX_SIDE:
             raise InputError(f"{what}: depth PNG is too large ({img.width}x{img.height})")
         img.load()

@@ -27,6 +27,8 @@ MAX_PIXELS = 50_000_000
 # Pad colour for fit_image(mode="pad"): black, the same colour the warped renders use for holes (-1), so the
 # padded border looks the same in the conditioning frame and in every warp.
 PAD_VALUE = 0
+# Decoders we accept for user files. Anything else (EPS would run Ghostscript, exotic plugins) is refused.
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "PPM", "TGA", "AVIF")  # JPEG covers MPO
 
 
 def _check_size(width: int, height: int, what: str) -> None:
@@ -57,7 +59,8 @@ def _open_pil(source, what: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(fp)
+            Image.init()
+            img = Image.open(fp, formats=[f for f in ALLOWED_FORMATS if f in Image.OPEN])
             _check_size(img.width, img.height, what)  # before decoding: bomb-safe
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
@@ -69,7 +72,8 @@ def _open_pil(source, what: str) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{what}: image is too large (decompression bomb guard)") from None
     except UnidentifiedImageError:
-        raise InputError(f"{what}: not an image file (format not recognised)") from None
+        raise InputError(f"{what}: not an image file (format not recognised or not allowed; "
+                         f"use {', '.join(ALLOWED_FORMATS[:5])}...)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{what}: corrupt or truncated image ({str(exc).splitlines()[0][:80]})") from None
     finally:

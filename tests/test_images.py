@@ -190,3 +190,14 @@ def test_16bit_tiff_and_animated_gif_first_frame():
 def test_directory_is_not_an_image(tmp_path):
     with pytest.raises(InputError, match="not found"):
         images.load_image(tmp_path)
+
+
+def test_only_allowed_decoders():
+    pcx = _png_bytes(Image.fromarray(_rgb(8, 8)), "PCX")
+    with pytest.raises(InputError, match="not allowed"):
+        images.load_image(pcx)
+    eps_header = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+    with pytest.raises(InputError, match="not an image"):
+        images.load_image(eps_header)
+    webp = _png_bytes(Image.fromarray(_rgb(8, 8)), "WEBP", lossless=True)
+    np.testing.assert_array_equal(images.load_image(webp), _rgb(8, 8))
