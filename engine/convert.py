@@ -164,8 +164,18 @@ def convert_checkpoints(gen3c_pt, tokenizer_dir, t5_dir, out_dir, progress=None,
     from engine.models.vae import VideoTokenizer, official_vae_config_from_state_dict
 
     say = progress or (lambda message: None)
-    if t5_dir is not None and not Path(t5_dir).is_dir():
-        raise InputError(f"t5: {t5_dir} is not a folder")
+    # cheap checks of every input before any work or output
+    if not Path(gen3c_pt).is_file():
+        raise InputError(f"gen3c: {gen3c_pt} is not a file")
+    tok = Path(tokenizer_dir)
+    if not tok.is_dir():
+        raise InputError(f"tokenizer: {tok} is not a folder")
+    if not ((tok / "encoder.jit").is_file() and (tok / "decoder.jit").is_file()) and not (tok / "autoencoder.jit").is_file():
+        raise InputError(f"tokenizer: {tok} has neither encoder.jit + decoder.jit nor autoencoder.jit")
+    if not (tok / "mean_std.pt").is_file():
+        raise InputError(f"tokenizer: {tok} has no mean_std.pt")
+    if t5_dir is not None and not (Path(t5_dir) / "config.json").is_file():
+        raise InputError(f"t5: {t5_dir} is not a transformers model folder (no config.json)")
     if moge_pt is not None:
         moge = _torch_load(moge_pt, "moge", mmap=False)
         if not isinstance(moge, dict) or not {"model_config", "model"} <= set(moge):

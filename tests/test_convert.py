@@ -290,8 +290,12 @@ def test_convert_fails_loudly_and_writes_nothing(official_files, tmp_path, dit_f
     fake = tmp_path / "fake_tok"
     fake.mkdir()
     (fake / "autoencoder.jit").write_bytes(b"\x80\x04K\x01.")
+    (fake / "mean_std.pt").write_bytes((official_files / "Cosmos-Tokenize1-CV8x8x8-720p" / "mean_std.pt").read_bytes())
     args[3] = str(fake)
     args[1] = str(official_files / "model.pt")
     assert main(args) == 2
     assert "not a TorchScript archive" in capsys.readouterr().err
     assert not out.exists()
+    args[3] = str(tmp_path)
+    assert main(args) == 2
+    assert "neither encoder.jit" in capsys.readouterr().err
