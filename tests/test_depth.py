@@ -345,3 +345,18 @@ def test_official_seed_depth_follows_upstream_resizes(tmp_path, tiny_backbone, m
                                           mode="bilinear", align_corners=False)[0, 0].numpy()
     np.testing.assert_allclose(res.depth, ref, rtol=1e-6)
     np.testing.assert_allclose(res.K, [[56, 0, 40], [0, 54 * 44 / 45, 22.5 * 44 / 45], [0, 0, 1]], rtol=1e-5)
+
+
+def test_cpu_precision_and_argument_checks(tmp_path, tiny_backbone):
+    path, _ = _save_tiny(tmp_path, "v2")
+    est = D.MoGeEstimator(path, device="cpu", dtype=torch.float16)
+    assert est.dtype == torch.float32 and not est.use_fp16  # MoGe's fp16 autocast is never used on CPU
+    assert next(est._model.parameters()).dtype == torch.float32
+    with pytest.raises(InputError, match="version"):
+        D.MoGeEstimator(path, version="v3", device="cpu")
+    with pytest.raises(InputError, match="dtype"):
+        D.MoGeEstimator(path, device="cpu", dtype=torch.int8)
+    with pytest.raises(InputError, match="uint8"):
+        est.estimate(np.zeros((32, 32, 3), np.float32))
+    with pytest.raises(InputError, match="too small"):
+        est.estimate(np.zeros((8, 32, 3), np.uint8))
