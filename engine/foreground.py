@@ -170,10 +170,12 @@ def rasterize_depth(
     # Crossing triangles: the whole image; in front: the guarded bounding box.
     lo = torch.where(crossing[..., None], torch.zeros_like(lo), lo)
     hi = torch.where(crossing[..., None], limit.expand_as(hi), hi)
-    lo = torch.maximum(lo, torch.zeros_like(lo))
-    hi = torch.minimum(hi, limit)
-    lo = torch.nan_to_num(lo).long()
-    hi = torch.nan_to_num(hi).long()
+    # Clip to the image (boxes fully outside become empty) before the integer conversion, so that
+    # huge projections of near-plane vertices cannot overflow.
+    lo = torch.minimum(torch.maximum(lo, torch.zeros_like(lo)), limit + 1)
+    hi = torch.maximum(torch.minimum(hi, limit), torch.full_like(hi, -1))
+    lo = torch.nan_to_num(lo, nan=0.0).long()
+    hi = torch.nan_to_num(hi, nan=-1.0).long()
     span = (hi - lo + 1).clamp(min=0)
     active = (in_front | crossing) & (span > 0).all(-1)
 

@@ -208,3 +208,19 @@ def test_edges_through_pixel_centres():
     outside = torch.ones_like(depth, dtype=torch.bool)
     outside[y0:y1 + 1, x0:x1 + 1] = False
     assert (depth[outside] == 0).all()
+
+
+def test_near_plane_and_off_screen_triangles():
+    """Vertices just in front of the camera project to huge coordinates; they must neither overflow
+    nor produce hits off the triangle; triangles fully off screen give nothing."""
+    H, W = 12, 16
+    K = torch.tensor([[10.0, 0, 8], [0, 10.0, 6], [0, 0, 1]])
+    tris = torch.tensor([
+        [[0.013, -0.5, 1e-30], [1.03, 1.07, 2.0], [-0.97, 1.11, 2.1]],  # a vertex ~on the camera plane
+        [[50.0, 50.0, 1.0], [60.0, 50.0, 1.0], [50.0, 60.0, 1.0]],  # off screen
+    ])
+    faces = torch.arange(6).reshape(2, 3)
+    depth = rasterize_depth(tris.reshape(1, 6, 3), faces, K[None], H, W)[0]
+    ref = _ray_cast(tris.double().numpy(), K.double().numpy(), H, W)
+    assert ((depth > 0).numpy() == (ref > 0)).all() and (ref > 0).any()
+    np.testing.assert_allclose(depth.numpy(), ref, rtol=1e-5, atol=1e-5)
