@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--side-by-side", action="store_true", help="write [warped preview | video] side by side")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--placement", default="low_memory", help="low_memory (default) or resident")
+    p.add_argument("--batch-cfg", action="store_true",
+                   help="run cond + uncond as one batch-2 forward (same result, more GPU memory)")
     p.add_argument("--no-text-encoder", action="store_true",
                    help="all-zero prompt embeddings (official --disable_prompt_encoder); no T5 needed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -160,7 +162,7 @@ def run(args) -> dict:
                                   f"the generated frames: {depth_mod.MOGE_HELP}")
 
     pipe = Gen3CPipeline.from_pretrained(root, device=device, placement=args.placement, depth_estimator=estimator,
-                                         zero_text=args.no_text_encoder)
+                                         zero_text=args.no_text_encoder, batch_cfg=args.batch_cfg)
     progress = _Progress(args.quiet)
     try:
         result = pipe.generate(

@@ -46,7 +46,8 @@ def test_generate_writes_side_by_side_mp4(tiny_weights, scene, tmp_path, capsys)
     root, cfg = tiny_weights
     out = tmp_path / "video.mp4"
     n = cfg.chunk_frames - 4  # off the chunk grid: one chunk, tail trimmed
-    rc = cli_generate.main(_args(root, scene, out, "--frames", str(n), "--prompt", "a street", "--side-by-side"))
+    rc = cli_generate.main(_args(root, scene, out, "--frames", str(n), "--prompt", "a street", "--side-by-side",
+                                             "--batch-cfg"))
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     frames = read_video(out)

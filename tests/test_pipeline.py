@@ -221,6 +221,14 @@ def test_two_chunk_video_uses_last_frame_and_updates_cache(dit):
     assert len(calls) == 8
     L2 = pipe.encode_condition(to_model_tensor(res.frames[C - 1]))
     torch.testing.assert_close(calls[4]["hidden_states"][:, :, 0], _net_frame0(L2, seed=5), rtol=0, atol=1e-5)
+    # one generator seeded once: chunk 2's initial noise is its second draw (frames >= 1 are pure noise at step 0)
+    from engine.sampler import edm_coefficients, init_noise_sigma, scheduler_sigmas
+
+    g = torch.Generator().manual_seed(5)
+    draws = [torch.randn(pipe.latent_shape(), generator=g) for _ in range(2)]
+    c_in = edm_coefficients(float(scheduler_sigmas(2)[0]))[0]
+    for chunk, call in ((0, calls[0]), (1, calls[4])):
+        torch.testing.assert_close(call["hidden_states"][:, :, 1:], (draws[chunk] * init_noise_sigma() * c_in)[:, :, 1:])
     # both buffers' latents reach the DiT in chunk 2 (buffer 1 = the seed is no longer zero)
     assert calls[4]["condition_mask"][:, 33:].abs().amax() > 0
     del updates
