@@ -10,8 +10,9 @@ Reproduces the official GEN3C procedure (``camera_utils.align_depth`` as called 
 * ``non_rigid`` (official default): the rigid result times a per-pixel scale map ``S`` optimised with
   Adam (lr 1e-3, 100 steps) on ``mean|P(S*d) - P(target)|`` over the target mask plus
   ``0.1 * mean|box3x3(S) - S|`` (zero-padded box filter), where ``P`` unprojects with ``K`` and
-  ``inverse(w2c)``. The gradient is computed in closed form (no autograd), so the whole loop is a
-  handful of fused tensor ops per step on the inputs' device.
+  ``inverse(w2c)``. The gradient is computed in closed form (no autograd; the point difference
+  factors into a per-pixel depth difference times the pixel's ray), so each step is a handful of
+  [H,W] tensor ops on the inputs' device.
 
 Official quirk kept on purpose: ``update_cache`` passes ``inverse(new_w2c)`` where a w2c is expected,
 so the points are built with ``new_w2c`` as a camera-to-world transform. The L1 loss is not rotation
@@ -233,37 +234,40 @@ def _box3(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x[None, None], 3, stride=1, padding=1, count_include_pad=True)[0, 0]
 
 
-def _nonrigid_setup(depth, target, mask, K, w2c):
-    """Dense per-pixel terms of the loss: ray directions rotated into the loss frame [H,W,3], the
-    translation [3], the target points [H,W,3] and the data-term weight [H,W] (mask / (3 N), the
-    official mean over the N masked pixels' 3 coordinates)."""
+def _loss_frame(depth, K, w2c):
+    """Pixel rays (z = 1 in the camera) rotated by inverse(w2c) [H,W,3], and its translation [3]."""
     H, W = depth.shape
     c2w = torch.linalg.inv(w2c)
-    rays = pixel_grid(H, W, device=depth.device) @ torch.linalg.inv(K).T  # z = 1
-    rays_world = rays @ c2w[:3, :3].T
-    origin = c2w[:3, 3]
-    target_points = target.unsqueeze(-1) * rays_world + origin
-    weight = mask.to(depth.dtype) / (3 * mask.sum()).clamp(min=1)
-    return rays_world, origin, target_points, weight
+    rays = pixel_grid(H, W, device=depth.device) @ torch.linalg.inv(K).T
+    return rays @ c2w[:3, :3].T, c2w[:3, 3]
 
 
-def _nonrigid_loss(scale_map, depth, mask, rays_world, origin, target_points, weight, smoothness):
-    """The official objective, written as officially (gather of the masked pixels), for tests."""
-    points = (scale_map * depth)[mask].unsqueeze(1) * rays_world[mask] + origin
-    data = (points - target_points[mask]).abs().mean()
+def _nonrigid_loss(scale_map, depth, target, mask, rays_world, origin, smoothness):
+    """The official objective, written as officially (masked points), for tests."""
+    source_points = (scale_map * depth)[mask].unsqueeze(1) * rays_world[mask] + origin
+    target_points = target[mask].unsqueeze(1) * rays_world[mask] + origin
+    data = (source_points - target_points).abs().mean()
     return data + smoothness * (_box3(scale_map) - scale_map).abs().mean()
 
 
-def _nonrigid_grad(scale_map, depth, mask, rays_world, origin, target_points, weight, smoothness):
+def _data_weight(rays_world, mask):
+    """Per-pixel weight of the data term: mask * ||ray||_1 / (3 N).
+
+    Both point sets share a pixel's ray and the pose, so P(S d) - P(t) = (S d - t) * ray and the L1
+    data term is mean over masked pixels of |S d - t| * ||ray||_1 / 3: the translation cancels and
+    the (quirky) rotation only reweights pixels. This turns every step into a few [H,W] ops.
+    """
+    m = mask.to(rays_world.dtype)
+    return m * rays_world.abs().sum(-1) / (3 * m.sum()).clamp(min=1)
+
+
+def _nonrigid_grad(scale_map, depth, target, data_weight, smoothness):
     """Closed-form gradient of :func:`_nonrigid_loss` with respect to the scale map.
 
     d|x|/dx is taken as sign(x) (0 at 0), as autograd does; the zero-padded box filter is
     self-adjoint, so the smoothness term's gradient is box(g) - g with g = sign(box(S) - S) / HW.
-    Computed densely (masked by multiplication) so that no step gathers or scatters.
     """
-    points = (scale_map * depth).unsqueeze(-1) * rays_world + origin
-    along = (torch.sign(points - target_points) * rays_world).sum(-1)
-    grad = along * depth * weight
+    grad = torch.sign(scale_map * depth - target) * depth * data_weight
     if smoothness:
         g = torch.sign(_box3(scale_map) - scale_map) * (smoothness / scale_map.numel())
         grad += _box3(g) - g
@@ -272,14 +276,14 @@ def _nonrigid_grad(scale_map, depth, mask, rays_world, origin, target_points, we
 
 def _optimise_scale_map(depth, target, mask, K, w2c, iterations, lr, smoothness):
     """Adam (torch defaults: betas 0.9/0.999, eps 1e-8) on the per-pixel scale map, init 1."""
-    setup = _nonrigid_setup(depth, target, mask, K, w2c)
+    data_weight = _data_weight(_loss_frame(depth, K, w2c)[0], mask)
     scale_map = torch.ones_like(depth)
     m = torch.zeros_like(depth)
     v = torch.zeros_like(depth)
     beta1, beta2 = _ADAM_BETAS
     with torch.no_grad():
         for step in range(1, iterations + 1):
-            g = _nonrigid_grad(scale_map, depth, mask, *setup, smoothness)
+            g = _nonrigid_grad(scale_map, depth, target, data_weight, smoothness)
             m.mul_(beta1).add_(g, alpha=1 - beta1)
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             denom = (v.sqrt() / math.sqrt(1 - beta2**step)).add_(_ADAM_EPS)
