@@ -299,3 +299,12 @@ def test_convert_fails_loudly_and_writes_nothing(official_files, tmp_path, dit_f
     args[3] = str(tmp_path)
     assert main(args) == 2
     assert "neither encoder.jit" in capsys.readouterr().err
+
+
+def test_tiling_rounds_odd_tile_sizes_to_the_compression(tiny_vae, tok_fixture):
+    video = tok_fixture["input/video"][:, :, :1, :48, :64]
+    tok = VideoTokenizer(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"],
+                         tiling=VaeTiling(tile_height=45, tile_width=37, overlap=13))
+    lat = tok.encode(video)
+    assert lat.shape == (1, 16, 1, 6, 8) and torch.isfinite(lat).all()
+    assert tok.decode(lat).shape == video.shape

@@ -333,6 +333,12 @@ class VideoTokenizer:
             raise InputError(f"VAE encode: frames per chunk must be 1 + k*{self.temporal_compression} and "
                              f"height/width multiples of {s}, got T={T}, H={H}, W={W}")
 
+    def _tile_latent_geometry(self) -> tuple[tuple[int, int], int]:
+        """Tile size and overlap in latent pixels (the pixel settings rounded down to the compression)."""
+        s, t = self.spatial_compression, self.tiling
+        th, tw = max(2, t.tile_height // s), max(2, t.tile_width // s)
+        return (th, tw), min(t.overlap // s, min(th, tw) - 1)
+
     def encode_raw(self, video: torch.Tensor) -> torch.Tensor:
         """Unnormalised VAE latents z of one pixel chunk [B,3,T,H,W] (float32)."""
         vae = self.vae
@@ -343,9 +349,9 @@ class VideoTokenizer:
             if self.tiling is None:
                 outs.append(fn(item).float())
             else:
-                t = self.tiling
-                outs.append(run_tiled(fn, item, (t.tile_height, t.tile_width), t.overlap,
-                                      1 / self.spatial_compression, self.spatial_compression))
+                (th, tw), overlap = self._tile_latent_geometry()
+                s = self.spatial_compression
+                outs.append(run_tiled(fn, item, (th * s, tw * s), overlap * s, 1 / s, s))
         return torch.cat(outs)
 
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
@@ -359,9 +365,8 @@ class VideoTokenizer:
             if self.tiling is None:
                 outs.append(fn(item).float())
             else:
-                t = self.tiling
-                outs.append(run_tiled(fn, item, (max(1, t.tile_height // s), max(1, t.tile_width // s)),
-                                      t.overlap // s, s, 1))
+                tile, overlap = self._tile_latent_geometry()
+                outs.append(run_tiled(fn, item, tile, overlap, s, 1))
         return torch.cat(outs)
 
     @torch.no_grad()
