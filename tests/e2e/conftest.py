@@ -1,0 +1,46 @@
+"""Fixtures for the browser tests: the real app in a subprocess and one headless Chromium page on it."""
+from __future__ import annotations
+
+import pytest
+
+from studio_driver import StudioServer, browser_available, close_browser, launch_browser, wait_plot
+
+PREVIEW_READY = "() => { const i = document.querySelector('#studio-preview img'); return !!(i && i.complete && i.naturalWidth); }"
+
+
+@pytest.fixture(scope="session")
+def studio_server():
+    """`python app.py` on a free port (no weights, its own temp folders); stopped after the session."""
+    why = browser_available()
+    if why:
+        pytest.skip(f"browser tests need Chromium + Playwright: {why}")
+    server = StudioServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_context(studio_server, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    downloads = tmp_path_factory.mktemp("downloads")
+    with sync_playwright() as pw:
+        ctx = launch_browser(pw, downloads)
+        ctx.set_default_timeout(60_000)
+        yield ctx
+        close_browser(ctx)
+
+
+@pytest.fixture(scope="module")
+def studio_page(studio_server, browser_context):
+    """One tab on the studio with the default sample loaded, its 3D view drawn and a preview shown."""
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(studio_server.url)
+    wait_plot(page)
+    page.wait_for_function(PREVIEW_READY)
+    page.page_errors = errors
+    yield page
+    page.close()

@@ -1,0 +1,268 @@
+"""Drive the real GEN3C Studio (app.py) in headless Debian Chromium with Playwright.
+
+Shared by the e2e tests (tests/e2e/test_studio_browser.py) and the browser benchmark
+(tests/e2e/bench_studio.py). Nothing here asserts; helpers wait for visible changes and return values.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "tests" / "_artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# without the background-networking flags Chromium keeps dialing out on the closed network
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1600, "height": 1200}
+
+PLOT = "#studio-3d .js-plotly-plot"
+PREVIEW_IMG = "#studio-preview img"
+SUMMARY = "#studio-path-summary"
+
+
+def browser_available() -> str | None:
+    """None when Chromium and Playwright are usable, else the reason they are not."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not installed"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StudioServer:
+    """`python app.py --port P --no-browser` in a subprocess with its own studio temp folder."""
+
+    def __init__(self, log_file: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.tmp = tempfile.mkdtemp(prefix="gen3c-e2e-")
+        self.log_file = log_file or Path(self.tmp) / "app.log"
+        self.proc: subprocess.Popen | None = None
+        self.ready_s: float | None = None
+
+    def start(self, timeout: float = 120.0) -> float:
+        """Start the app and wait until its page answers; returns seconds from spawn to ready."""
+        env = dict(os.environ, GEN3C_STUDIO_TMP=str(Path(self.tmp) / "studio"), GRADIO_ANALYTICS_ENABLED="False",
+                   HF_HUB_OFFLINE="1", GRADIO_TEMP_DIR=str(Path(self.tmp) / "gradio"))
+        env.pop("GEN3C_WEIGHTS", None)  # the studio must run without weights
+        started = time.perf_counter()
+        self._log = open(self.log_file, "w")
+        self.proc = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port), "--no-browser"],
+                                     cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        while time.perf_counter() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    if r.status == 200:
+                        self.ready_s = time.perf_counter() - started
+                        return self.ready_s
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"app.py did not answer within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return Path(self.log_file).read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def launch_browser(playwright, downloads: Path | None = None):
+    """A persistent Chromium context on a fresh profile dir (removed by `close_browser`)."""
+    profile = tempfile.mkdtemp(prefix="gen3c-e2e-chromium-")
+    ctx = playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT,
+        accept_downloads=True, downloads_path=str(downloads) if downloads else None)
+    ctx._e2e_profile = profile
+    return ctx
+
+
+def close_browser(ctx) -> None:
+    profile = getattr(ctx, "_e2e_profile", None)
+    ctx.close()
+    if profile:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def screenshot(page, name: str, full_page: bool = True) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    file = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(file), full_page=full_page)
+    return file
+
+
+# ------------------------------------------------------------------------------------------ page state
+
+JS_PLOT_READY = f"""() => {{
+  const gd = document.querySelector('{PLOT}');
+  const fd = gd && gd._fullData;
+  return !!(gd && gd._fullLayout && gd._fullLayout.scene && fd && fd.length
+            && fd[0].x && fd[0].x.length > 0 && gd.querySelector('canvas'));
+}}"""
+
+JS_PLOT_INFO = f"""() => {{
+  const gd = document.querySelector('{PLOT}');
+  if (!gd || !gd._fullLayout || !gd._fullLayout.scene) return null;
+  const sc = gd._fullLayout.scene;
+  const arr = (a) => Array.from(a || [], (v) => (v === null ? NaN : Number(v)));
+  return {{
+    camera: JSON.parse(JSON.stringify(sc.camera)),
+    ranges: {{x: sc.xaxis.range.slice(), y: sc.yaxis.range.slice(), z: sc.zaxis.range.slice()}},
+    aspect: JSON.parse(JSON.stringify(sc.aspectratio)),
+    traces: gd._fullData.map((t) => ({{name: t.name, mode: t.mode, n: (t.x || []).length}})),
+    cloud_points: (gd._fullData[0].x || []).length,
+    path: gd._fullData.filter((t) => t.name === 'path').map((t) => ({{x: arr(t.x), y: arr(t.y), z: arr(t.z)}}))[0] || null,
+    canvas: (() => {{ const c = gd.querySelector('canvas'); return c ? [c.width, c.height] : null; }})(),
+  }};
+}}"""
+
+
+def plot_info(page) -> dict | None:
+    """Live plotly state of the 3D view: camera, axis ranges, aspect ratio, traces, path trace data."""
+    return page.evaluate(JS_PLOT_INFO)
+
+
+def wait_plot(page, timeout_ms: float = 60_000) -> None:
+    page.wait_for_function(JS_PLOT_READY, timeout=timeout_ms)
+
+
+def preview_src(page) -> str:
+    return page.evaluate(f"() => {{ const i = document.querySelector('{PREVIEW_IMG}'); return i ? i.src : ''; }}")
+
+
+def wait_preview_change(page, old_src: str, timeout_ms: float = 30_000) -> str:
+    """Wait until the preview <img> shows a new, fully decoded image; returns its src."""
+    page.wait_for_function(
+        """([sel, old]) => { const i = document.querySelector(sel);
+             return !!(i && i.src && i.src !== old && i.complete && i.naturalWidth > 0); }""",
+        arg=[PREVIEW_IMG, old_src], timeout=timeout_ms)
+    return preview_src(page)
+
+
+def preview_pixels_hash(page) -> str:
+    """SHA-256 of the preview image's decoded RGBA pixels (drawn on a canvas in the page)."""
+    return page.evaluate(f"""async () => {{
+      const i = document.querySelector('{PREVIEW_IMG}');
+      const c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight;
+      const g = c.getContext('2d', {{willReadFrequently: true}}); g.drawImage(i, 0, 0);
+      const px = g.getImageData(0, 0, c.width, c.height).data;
+      const h = await crypto.subtle.digest('SHA-256', px);
+      return Array.from(new Uint8Array(h), (b) => b.toString(16).padStart(2, '0')).join('');
+    }}""")
+
+
+def summary_text(page) -> str:
+    return page.inner_text(SUMMARY).strip()
+
+
+def wait_summary(page, predicate_js: str, timeout_ms: float = 30_000) -> str:
+    """Wait until the path summary text `s` satisfies the JS expression `predicate_js`."""
+    page.wait_for_function(
+        f"""() => {{ const e = document.querySelector('{SUMMARY}'); if (!e) return false;
+               const s = e.innerText; return {predicate_js}; }}""", timeout=timeout_ms)
+    return summary_text(page)
+
+
+def keyframe_count(page) -> int:
+    text = summary_text(page)
+    return int(text.split()[0]) if text and text.split()[0].isdigit() else 0
+
+
+def table_rows(page) -> list[list[float]]:
+    """The keyframe table rows now rendered (gradio virtualises long tables: see `scroll_table`)."""
+    return page.evaluate("""() => {
+      const rows = [];
+      for (const r of document.querySelectorAll('#studio-keyframes [role=row]')) {
+        const cells = Array.from(r.querySelectorAll('[role=gridcell]'), (c) => c.textContent.trim());
+        if (cells.length >= 8 && cells.every((c) => c !== '' && !isNaN(Number(c))))
+          rows.push(cells.slice(0, 8).map(Number));
+      }
+      return rows;
+    }""")
+
+
+def scroll_table(page, to_end: bool = True) -> None:
+    """Scroll the keyframe table to its last (or first) row and wait until that row is rendered."""
+    page.evaluate("""(end) => { const v = document.querySelector('#studio-keyframes .virtual-table-viewport');
+                               v.scrollTop = end ? v.scrollHeight : 0; }""", to_end)
+    want = keyframe_count(page) if to_end else 1
+    page.wait_for_function("""(want) => Array.from(document.querySelectorAll('#studio-keyframes [role=row]'))
+        .some((r) => { const c = r.querySelector('[role=gridcell]'); return c && c.textContent.trim() === String(want); })""",
+                           arg=want, timeout=10_000)
+
+
+def table_row(page, number: int) -> list[float]:
+    """Row `number` (the '#' column) of the keyframe table, scrolling to the end if it is the last."""
+    if number == keyframe_count(page):
+        scroll_table(page, True)
+    elif number == 1:
+        scroll_table(page, False)
+    for row in table_rows(page):
+        if int(row[0]) == number:
+            return row
+    raise LookupError(f"keyframe row {number} is not rendered")
+
+
+def set_slider(page, elem_id: str, value: float) -> None:
+    """Set a gradio slider as a drag would: the range input's value, then its input and change events."""
+    page.evaluate("""([id, v]) => {
+      const r = document.querySelector(`#${id} input[type=range]`);
+      const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+      setter.call(r, String(v));
+      r.dispatchEvent(new Event('input', {bubbles: true}));
+      r.dispatchEvent(new Event('change', {bubbles: true}));
+      r.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
+    }""", [elem_id, value])
+
+
+def drag_plot(page, dx: float, dy: float, steps: int = 12, start=(0.5, 0.5)) -> None:
+    """Orbit the 3D view with a left-button mouse drag across its canvas."""
+    box = page.locator(PLOT).bounding_box()
+    x0, y0 = box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, steps + 1):
+        page.mouse.move(x0 + dx * k / steps, y0 + dy * k / steps)
+    page.mouse.up()
+
+
+def error_toasts(page) -> list[str]:
+    """Texts of the visible gradio error toasts."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.toast-body'))
+        .filter((t) => /error/i.test(t.className) || t.querySelector('.toast-title.error, [class*=error]'))
+        .map((t) => t.innerText.trim())""")
+
+
+def dump_json(obj) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)

@@ -1,0 +1,290 @@
+"""The studio as a person uses it, in headless Chromium: open, load a sample, apply a preset, orbit the 3D
+view and add that view as a keyframe, scrub the preview, undo, export, import a bad file and a good one.
+
+The tests share one tab (module scope) and run in file order; each checks what is on the page against
+numbers computed here from the engine (never against the studio's own handlers). Screenshots go to
+tests/_artifacts/.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import studio_driver as drv
+
+pytestmark = pytest.mark.e2e
+
+SAMPLE = "living_room"
+FRAMES = 121
+EXPORT_LABELS = {"nerfstudio": "camera_path.json (nerfstudio)", "json": "path.json (GEN3C Studio keyframes)"}
+WORLD_FROM_DISPLAY = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # display (x, z, -y) of world (x, y, z)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """The sample's seed camera as the studio builds it (model size 704x1280)."""
+    from engine import samples
+    from engine.scene import build_scene
+
+    assert SAMPLE in samples.list_samples()
+    image, depth = samples.load_sample(SAMPLE)
+    return build_scene(image, depth, 704, 1280)
+
+
+def _centres(w2cs) -> np.ndarray:
+    w2cs = np.asarray(w2cs, dtype=np.float64)
+    return -np.einsum("tji,tj->ti", w2cs[:, :3, :3], w2cs[:, :3, 3])
+
+
+def _path_trace_world(page) -> np.ndarray:
+    path = drv.plot_info(page)["path"]
+    assert path is not None, "the 3D view has no path trace"
+    display = np.stack([path["x"], path["y"], path["z"]], axis=1)
+    return display @ WORLD_FROM_DISPLAY.T
+
+
+def _open_files_panel(page) -> None:
+    if not page.locator("#studio-export").is_visible():
+        page.get_by_text("3. Import / export").click()
+        page.locator("#studio-export").wait_for(state="visible")
+
+
+def _export(page, fmt: str, tmp_path) -> dict:
+    """Export the path in `fmt` through the UI, download the file like a user and parse it."""
+    _open_files_panel(page)
+    page.locator("#studio-export-format").get_by_text(EXPORT_LABELS[fmt]).click()
+    old = page.evaluate("() => Array.from(document.querySelectorAll('#studio-export-file a[download]'), a => a.href)")
+    page.click("#studio-export")
+    page.wait_for_function(
+        """(old) => Array.from(document.querySelectorAll('#studio-export-file a[download]'))
+             .some((a) => !old.includes(a.href))""", arg=old)
+    link = page.locator("#studio-export-file a[download]").last
+    with page.expect_download() as info:
+        link.click()
+    file = tmp_path / info.value.suggested_filename
+    info.value.save_as(file)
+    return json.loads(file.read_text())
+
+
+def _wait_toast(page, pattern: str) -> str:
+    page.wait_for_function(
+        """(pat) => Array.from(document.querySelectorAll('.toast-body'))
+             .some((t) => new RegExp(pat, 'i').test(t.innerText))""", arg=pattern, timeout=30_000)
+    return " / ".join(page.locator(".toast-body").all_inner_texts())
+
+
+def _close_toasts(page) -> None:
+    for button in page.locator(".toast-close").all():
+        try:
+            button.click(timeout=2_000)
+        except Exception:  # noqa: BLE001 - a toast may time out and vanish while we click it
+            pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_opens_with_sample_scene_3d_view_and_preview(studio_page, scene):
+    from engine import cameras
+
+    page = studio_page
+    status = page.inner_text("#studio-scene-status")
+    assert f"sample: {SAMPLE}" in status and "1280x704" in status and "FOV 60.0" in status
+    info = drv.plot_info(page)
+    assert 1_000 < info["cloud_points"] <= 50_000  # the figure's point budget
+    names = [t["name"] for t in info["traces"]]
+    assert "point cloud" in names and "path" in names and "current frame" in names
+    assert info["canvas"] and min(info["canvas"]) > 100  # a WebGL canvas with a real size
+    # the default path is the official zoom_in preset: the camera moves straight forward
+    expected = _centres(cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")[0])
+    np.testing.assert_allclose(_path_trace_world(page), expected, atol=1e-4)
+    size = page.evaluate("() => { const i = document.querySelector('#studio-preview img'); "
+                         "return [i.naturalWidth, i.naturalHeight]; }")
+    assert size == [640, 352]
+    assert drv.summary_text(page).startswith(f"{FRAMES} keyframes | {FRAMES} frames")
+    drv.screenshot(page, "01-open")
+    assert not page.page_errors, page.page_errors
+
+
+def test_apply_preset_draws_the_official_trajectory(studio_page, scene):
+    from engine import cameras
+
+    page = studio_page
+    page.locator("#studio-preset input").click()
+    page.get_by_role("option", name="left", exact=True).click()
+    before = _path_trace_world(page)
+    page.click("#studio-apply-preset")
+    page.wait_for_function(
+        """() => { const gd = document.querySelector('#studio-3d .js-plotly-plot');
+                   const p = gd && gd._fullData && gd._fullData.find((t) => t.name === 'path');
+                   return p && Math.abs(p.x[p.x.length - 1]) > 1e-3; }""")
+    w2cs, _ = cameras.preset_trajectory("left", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")
+    expected = _centres(w2cs)
+    got = _path_trace_world(page)
+    assert not np.allclose(got, before, atol=1e-3)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    last = drv.table_row(page, FRAMES)
+    np.testing.assert_allclose(last[1:4], expected[-1], atol=2e-4)
+    assert last[7] == pytest.approx(60.0, abs=1e-3)
+    drv.screenshot(page, "02-preset-left")
+    # Load puts the sample back with the default zoom_in path
+    page.click("#studio-load-sample")
+    page.wait_for_function(
+        """() => { const gd = document.querySelector('#studio-3d .js-plotly-plot');
+                   const p = gd && gd._fullData && gd._fullData.find((t) => t.name === 'path');
+                   return p && Math.abs(p.x[p.x.length - 1]) < 1e-6; }""")
+    zoom = _centres(cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")[0])
+    np.testing.assert_allclose(_path_trace_world(page), zoom, atol=1e-4)
+
+
+def _expected_view_pose(view: dict):
+    """World position, forward and up of the plotly camera `view` (independent of studio.viewcam)."""
+    lo = np.array([view["ranges"][a][0] for a in "xyz"])
+    hi = np.array([view["ranges"][a][1] for a in "xyz"])
+    aspect = np.array([view["aspect"][a] for a in "xyz"])
+    unit = (hi - lo) / aspect  # display units per normalised unit
+    vec = {k: np.array([view["camera"][k][a] for a in "xyz"], dtype=np.float64) for k in ("eye", "center", "up")}
+    eye = WORLD_FROM_DISPLAY @ ((lo + hi) / 2 + vec["eye"] * unit)
+    centre = WORLD_FROM_DISPLAY @ ((lo + hi) / 2 + vec["center"] * unit)
+    up = WORLD_FROM_DISPLAY @ (vec["up"] * unit)
+    forward = (centre - eye) / np.linalg.norm(centre - eye)
+    up = up - up.dot(forward) * forward
+    return eye, forward, up / np.linalg.norm(up)
+
+
+JS_VIEW = """() => {
+  const gd = document.querySelector('#studio-3d .js-plotly-plot');
+  const sc = gd._fullLayout.scene;
+  const pick = (c) => ({eye: c.eye, center: c.center, up: c.up});
+  return {layout: JSON.parse(JSON.stringify(pick(gd.layout.scene.camera))),
+          full: JSON.parse(JSON.stringify(pick(sc.camera))),
+          live: JSON.parse(JSON.stringify(pick(sc._scene.getCamera()))),
+          ranges: {x: sc.xaxis.range.slice(), y: sc.yaxis.range.slice(), z: sc.zaxis.range.slice()},
+          aspect: JSON.parse(JSON.stringify(sc.aspectratio))};
+}"""
+
+
+def test_add_keyframe_from_rotated_3d_view(studio_page, tmp_path):
+    page = studio_page
+    start = page.evaluate(JS_VIEW)
+    page.evaluate("""() => { window.__e2eRelayout = 0;
+        document.querySelector('#studio-3d .js-plotly-plot').on('plotly_relayout', () => window.__e2eRelayout++); }""")
+    drv.drag_plot(page, 140, 50)
+    page.wait_for_function("() => window.__e2eRelayout > 0")  # plotly saved the dragged camera
+    view = page.evaluate(JS_VIEW)
+    moved = np.array([view["layout"]["eye"][a] for a in "xyz"])
+    assert not np.allclose(moved, [start["live"]["eye"][a] for a in "xyz"], atol=1e-2), "the drag did not orbit"
+    for key in ("eye", "center", "up"):  # what plotly reported equals what it draws
+        np.testing.assert_allclose([view["layout"][key][a] for a in "xyz"], [view["live"][key][a] for a in "xyz"],
+                                   atol=1e-6)
+    view["camera"] = view["layout"]
+    eye, forward, up = _expected_view_pose(view)
+
+    count = drv.keyframe_count(page)
+    page.click("#studio-add-view")
+    drv.wait_summary(page, f"s.startsWith('{count + 1} keyframes')")
+    row = drv.table_row(page, count + 1)
+    np.testing.assert_allclose(row[1:4], eye, atol=2e-4)
+    look = np.array(row[4:7]) - np.array(row[1:4])
+    np.testing.assert_allclose(look / np.linalg.norm(look), forward, atol=2e-4)
+    assert row[7] == pytest.approx(60.0, abs=1e-3)  # the scene's FOV, not plotly's 45
+    drv.screenshot(page, "03-added-from-view")
+
+    saved = _export(page, "json", tmp_path)
+    w2c = np.array(saved["keyframes"][-1]["w2c"], dtype=np.float64).reshape(4, 4)
+    np.testing.assert_allclose(-w2c[:3, :3].T @ w2c[:3, 3], eye, atol=1e-6)
+    np.testing.assert_allclose(w2c[2, :3], forward, atol=1e-6)  # camera +z = viewing direction
+    np.testing.assert_allclose(-w2c[1, :3], up, atol=1e-6)  # camera -y = the view's up (roll kept)
+
+
+def test_scrub_changes_the_preview_and_back(studio_page):
+    page = studio_page
+    drv.scroll_table(page, False)
+    src0, hash0 = drv.preview_src(page), drv.preview_pixels_hash(page)
+    frame0 = page.inner_text("#studio-coverage")
+    slider = page.locator("#studio-frame input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)  # a click on the track
+    src1 = drv.wait_preview_change(page, src0)
+    value = int(slider.input_value())
+    assert 60 < value < FRAMES
+    page.wait_for_function(f"() => document.querySelector('#studio-coverage').innerText.startsWith('frame {value}:')")
+    assert drv.preview_pixels_hash(page) != hash0
+    drv.screenshot(page, "04-scrubbed")
+    drv.set_slider(page, "studio-frame", 0)
+    drv.wait_preview_change(page, src1)
+    assert drv.preview_pixels_hash(page) == hash0  # the same frame renders the same pixels
+    assert page.inner_text("#studio-coverage") == frame0
+
+
+def test_undo_removes_the_added_keyframe(studio_page):
+    page = studio_page
+    count = drv.keyframe_count(page)
+    assert count == FRAMES + 1  # the keyframe added from the view
+    assert page.locator("#studio-undo").is_enabled()
+    page.click("#studio-undo")
+    drv.wait_summary(page, f"s.startsWith('{FRAMES} keyframes')")
+    drv.scroll_table(page, True)
+    numbers = [int(r[0]) for r in drv.table_rows(page)]
+    assert max(numbers) == FRAMES and count not in numbers
+    page.wait_for_function("() => !document.querySelector('#studio-redo').disabled")
+
+
+def test_export_nerfstudio_parses(studio_page, scene, tmp_path):
+    from engine import cameras
+
+    page = studio_page
+    data = _export(page, "nerfstudio", tmp_path)
+    assert data["render_height"] == 704 and data["render_width"] == 1280
+    assert len(data["keyframes"]) == drv.keyframe_count(page) == FRAMES
+    assert len(data["camera_path"]) == FRAMES
+    w2cs, _ = cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")
+    for t in (0, 60, FRAMES - 1):
+        c2w_gl = np.array(data["camera_path"][t]["camera_to_world"], dtype=np.float64).reshape(4, 4)
+        c2w = np.linalg.inv(np.asarray(w2cs[t], dtype=np.float64))
+        np.testing.assert_allclose(c2w_gl[:3, 3], c2w[:3, 3], atol=1e-5)
+        # OpenGL camera axes: x right, y up, z back = OpenCV's x, -y, -z
+        np.testing.assert_allclose(c2w_gl[:3, :3], c2w[:3, :3] * np.array([1, -1, -1]), atol=1e-5)
+        assert data["camera_path"][t]["fov"] == pytest.approx(60.0, abs=1e-3)
+    drv.screenshot(page, "05-exported")
+
+
+def test_import_bad_file_changes_nothing_and_says_why(studio_page, tmp_path):
+    page = studio_page
+    _open_files_panel(page)
+    _close_toasts(page)
+    summary, trace = drv.summary_text(page), _path_trace_world(page)
+    bad = tmp_path / "broken_path.json"
+    bad.write_text('{"camera_path": [1, 2')
+    page.set_input_files("#studio-import input[type=file]", str(bad))
+    text = _wait_toast(page, "broken_path.json is not valid JSON")
+    assert "error" in text.lower()
+    drv.screenshot(page, "06-bad-import")
+    assert drv.summary_text(page) == summary
+    np.testing.assert_array_equal(_path_trace_world(page), trace)
+
+
+def test_import_exported_project_file_round_trips(studio_page, tmp_path):
+    page = studio_page
+    _close_toasts(page)
+    # a 3-keyframe project file made with the engine, then exported back through the UI
+    from engine.paths import CameraPath, Keyframe, save_path_json
+
+    kfs = [Keyframe.from_look_at([x, 0.0, 0.1 * i], [0.0, 0.0, 3.0], 60.0, 0.0) for i, x in enumerate((-0.2, 0.0, 0.2))]
+    source = tmp_path / "three_keys.json"
+    save_path_json(CameraPath(tuple(kfs)), source)
+    page.locator("#studio-import input[type=file]").set_input_files([])
+    page.set_input_files("#studio-import input[type=file]", str(source))
+    drv.wait_summary(page, "s.startsWith('3 keyframes')")
+    _wait_toast(page, "Imported a path with 3 keyframes")
+    rows = [drv.table_row(page, n) for n in (1, 3)]
+    np.testing.assert_allclose(rows[0][1:4], [-0.2, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(rows[1][1:4], [0.2, 0.0, 0.2], atol=1e-4)
+    back = _export(page, "json", tmp_path)
+    assert len(back["keyframes"]) == 3
+    for kf, got in zip(kfs, back["keyframes"]):
+        np.testing.assert_allclose(np.array(got["w2c"]).reshape(4, 4), kf.w2c, atol=1e-9)
+    drv.screenshot(page, "07-imported")
+    assert not page.page_errors, page.page_errors
