@@ -21,7 +21,8 @@ import torch
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine bench pipeline", description=__doc__.splitlines()[0])
     p.add_argument("--tiny", action="store_true", help="tiny random weights on CPU (smoke test)")
-    p.add_argument("--weights", default=None, help="time a real weights folder instead of random full-size models")
+    p.add_argument("--weights", default=None,
+                   help="time a real weights folder instead of random full-size models (with --tiny: a tiny folder)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default 35; 2 with --tiny)")
     p.add_argument("--frames", type=int, default=None, help="frames (default: one chunk)")
     p.add_argument("--guidance", type=float, default=1.0)
@@ -102,10 +103,13 @@ def run(args) -> dict:
         from engine import models
 
         device = torch.device(args.device or "cpu")
-        tmp = tempfile.TemporaryDirectory(prefix="gen3c-tiny-")
-        models.make_tiny_weights(tmp.name)
-        pipe = Gen3CPipeline.from_pretrained(tmp.name, device=device, placement=args.placement,
-                                             batch_cfg=args.batch_cfg)
+        folder = args.weights  # an existing tiny folder, else a fresh one
+        if folder is None:
+            tmp = tempfile.TemporaryDirectory(prefix="gen3c-tiny-")
+            models.make_tiny_weights(tmp.name)
+            folder = tmp.name
+        pipe = Gen3CPipeline.from_pretrained(folder, device=device, placement=args.placement,
+                                             batch_cfg=args.batch_cfg, text_cache_dir=None)
         report["mode"] = "tiny"
         if not has_gpu:
             report["note"] = "no GPU present: tiny random weights on CPU, a smoke test, not a measurement"

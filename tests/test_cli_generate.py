@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from engine import cli_generate
@@ -92,3 +93,25 @@ def test_missing_image_file(tiny_weights, scene, tmp_path, capsys):
     args[1] = str(tmp_path / "missing.png")
     assert cli_generate.main(args) == 2
     assert "error:" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ bench pipeline
+
+def test_bench_pipeline_tiny_prints_json(tiny_weights, capsys):
+    from engine import bench_pipeline
+
+    root, cfg = tiny_weights
+    assert bench_pipeline.main(["--tiny", "--weights", str(root), "--steps", "1"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["mode"] == "tiny" and report["frames"] == cfg.chunk_frames and report["steps"] == 1
+    assert (report["height"], report["width"]) == (cfg.height, cfg.width)
+    assert {"render", "encode", "denoise", "decode"} <= set(report["stages_s"])
+    assert report["gpu_present"] == torch.cuda.is_available()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_bench_pipeline_full_size_needs_a_gpu(capsys):
+    from engine import bench_pipeline
+
+    assert bench_pipeline.main([]) == 2
+    assert "no GPU" in capsys.readouterr().err
