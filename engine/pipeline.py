@@ -270,9 +270,9 @@ class Gen3CPipeline:
 
     # ------------------------------------------------------------------ VAE
     def _encode(self, video: torch.Tensor) -> torch.Tensor:
-        """[1,3,T,H,W] in [-1,1] -> model latents (float32)."""
+        """[1,3,T,H,W] in [-1,1] -> model latents (float32) on the pipeline's device."""
         with torch.no_grad():
-            return self.vae.encode(video.to(self.device, self.dtype)).float()
+            return self.vae.encode(video).float().to(self.device)
 
     def encode_condition(self, first_frame: torch.Tensor) -> torch.Tensor:
         """Condition latent of [first frame, zeros for the rest of the chunk]."""
@@ -318,7 +318,8 @@ class Gen3CPipeline:
         _add(timings, "denoise", t0)
         t0 = time.perf_counter()
         with torch.no_grad():
-            video = self.vae.decode(latents.to(self.dtype)).float()[0].permute(1, 0, 2, 3).cpu()
+            # float32 latents: the tokenizer un-normalises them before casting to its own dtype
+            video = self.vae.decode(latents).float()[0].permute(1, 0, 2, 3).cpu()
         del latents
         _add(timings, "decode", t0)
         return video
