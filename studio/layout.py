@@ -52,10 +52,9 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
                         load_btn = gr.Button("Load", elem_id="studio-load-sample", scale=1)
                     image = gr.Image(type="filepath", label="...or your image", elem_id="studio-image", height=140)
                     depth = gr.File(label="Depth file (optional: .npy/.npz/16-bit PNG/.exr)",
-                                    file_types=[".npy", ".npz", ".png", ".exr"], elem_id="studio-depth", height=60)
+                                    file_types=[".npy", ".npz", ".png", ".exr"], elem_id="studio-depth")
                     with gr.Row():
-                        fov = gr.Number(None, label="FOV y (deg, depth file)", elem_id="studio-fov", minimum=1,
-                                        maximum=179)
+                        fov = gr.Number(None, label="FOV y (deg; depth file without K)", elem_id="studio-fov")
                         fit = gr.Radio(["crop", "pad"], value="crop", label="Fit to 1280x704", elem_id="studio-fit")
                     build_btn = gr.Button("Build scene from image", elem_id="studio-build-scene")
                     scene_status = gr.Markdown("No scene loaded.", elem_id="studio-scene-status")
@@ -211,7 +210,7 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
         table.select(events.select_row, [session] + ctx, refresh_out, api_name=False)
         selected.submit(events.select_number, [session, selected] + ctx, refresh_out, api_name=False)
         table_mode.input(events.edit(lambda s: s), [session] + ctx, refresh_out, api_name=False)
-        after(click_box.input(events.edit(handlers.look_at_clicked_point), [session] + ctx + [click_box],
+        after(click_box.change(events.edit(handlers.look_at_clicked_point), [session] + ctx + [click_box],
                               refresh_out, api_name=False, trigger_mode="always_last"))
 
         # preview
