@@ -55,14 +55,19 @@ def _sync(device):
 
 
 def _time(fn, device, repeat):
-    fn()  # warm-up
+    """Minimum wall-clock seconds over ``repeat`` runs after a warm-up, and the process CPU seconds
+    of that run (all threads; less sensitive than wall time to other processes on a shared machine)."""
+    fn()  # warm-up (and JIT compilation)
     _sync(device)
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
         _sync(device)
-        best = min(best, time.perf_counter() - t0)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if wall < best:
+            best, best_cpu = wall, cpu
+    _time.last_cpu = best_cpu
     return best
 
 
@@ -86,6 +91,7 @@ def bench_size(height, width, frames, buffers, device, repeat, ref_frames):
         "buffers": cache.num_buffers, "fast_total_ms": round(total * 1e3, 2),
         "fast_ms_per_frame": round(total * 1e3 / frames, 3),
         "fast_ms_per_render": round(total * 1e3 / renders, 3),
+        "fast_cpu_ms_per_render": round(_time.last_cpu * 1e3 / renders, 3),
     }
     if device.type == "cuda":
         row["peak_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
@@ -108,6 +114,7 @@ def bench_size(height, width, frames, buffers, device, repeat, ref_frames):
         row.update({
             "reference_frames": k,
             "reference_ms_per_render": round(t_ref * 1e3 / (k * cache.num_buffers), 3),
+            "reference_cpu_ms_per_render": round(_time.last_cpu * 1e3 / (k * cache.num_buffers), 3),
             "speedup_vs_reference": round(t_ref / (k * cache.num_buffers) / (total / renders), 2),
             "max_abs_diff_vs_reference": float((fast_img - ref_img).abs().max()),
             "mask_mismatch_vs_reference": int((fast_mask != ref_mask).sum()),

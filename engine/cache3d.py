@@ -199,7 +199,7 @@ class Cache3D:
         out = splat(points, colors, valid, w2cs.repeat_interleave(N, 0), Ks.repeat_interleave(N, 0),
                     H, W, norm_group=2, render_depth=need_depth,
                     source_index=torch.arange(N).repeat(T),
-                    chunk=None if frame_chunk is None else frame_chunk * N)
+                    chunk=None if frame_chunk is None else frame_chunk * N, check_points=False)
         images = out[0].view(T, N, 3, H, W)
         masks = out[1].view(T, N, 1, H, W)
         depth = out[2].view(T, N, 1, H, W) if need_depth else None

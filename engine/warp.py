@@ -66,7 +66,7 @@ def _shape(x) -> str:
     return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-def _prepare_sources(points, colors, valid, batch, source_index):
+def _prepare_sources(points, colors, valid, batch, source_index, check_finite=True):
     """Bring points/colors/valid to [S,P,...] and the item -> source map to [B] (no copies)."""
     if not isinstance(points, torch.Tensor) or points.dim() not in (2, 3) or points.shape[-1] != 3:
         raise InputError(f"points must be [P,3] or [S,P,3], got {_shape(points)}")
@@ -87,7 +87,7 @@ def _prepare_sources(points, colors, valid, batch, source_index):
         valid = valid.unsqueeze(0)
     if tuple(valid.shape) != (S, P):
         raise InputError(f"valid {tuple(valid.shape)} does not match points {tuple(points.shape)}")
-    if not points.is_floating_point() or not bool(torch.isfinite(points).all()):
+    if not points.is_floating_point() or (check_finite and not bool(torch.isfinite(points).all())):
         raise InputError("points must be finite floating-point values")
     if source_index is None:
         if S == 1:
@@ -222,7 +222,7 @@ def _finish(out: torch.Tensor, C: int, render_depth: bool):
 
 
 def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, render_depth=False,
-          source_index=None, chunk=None):
+          source_index=None, chunk=None, check_points=True):
     """Official GEN3C depth-weighted bilinear splat of B items in one call.
 
     Args:
@@ -237,6 +237,7 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
             item b uses set b when S == B).
         chunk: items per batch of work (rounded up to a multiple of ``norm_group``); default sized
             to a memory budget.
+        check_points: verify the points are finite (callers that built them, like Cache3D, skip it).
 
     Returns:
         ``images [B,C,H,W]`` (holes -1), ``masks [B,1,H,W]`` float {0,1} (+ ``depth [B,1,H,W]``),
@@ -246,7 +247,7 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
     if not isinstance(norm_group, int) or norm_group < 1:
         raise InputError(f"norm_group must be a positive integer, got {norm_group!r}")
     B = _check_cameras(w2cs, Ks)
-    points, colors, valid, src = _prepare_sources(points, colors, valid, B, source_index)
+    points, colors, valid, src = _prepare_sources(points, colors, valid, B, source_index, check_points)
     device, dtype = points.device, points.dtype
     w2cs = w2cs.to(device=device, dtype=dtype)
     Ks = Ks.to(device=device, dtype=dtype)
@@ -259,10 +260,8 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
         chunk = _chunk_items(P, device)
     chunk = max(norm_group, -(-int(chunk) // norm_group) * norm_group) if B else 1
     if B and device.type == "cpu" and dtype == torch.float32 and cpu_kernel_name() == "numba":
-        images, masks, depths = _splat_numba(points, colors, valid, src, w2cs, Ks, height, width,
-                                             norm_group, render_depth, chunk, cap)
-        result = (torch.cat(images), torch.cat(masks))
-        return result + ((torch.cat(depths),) if render_depth else ())
+        return _splat_numba(points, colors, valid, src, w2cs, Ks, height, width, norm_group,
+                            render_depth, chunk, cap)
 
     images, masks, depths = [], [], []
     src_dev = src.to(device)
@@ -381,13 +380,13 @@ def cpu_kernel_name() -> str:
 
 if _nb is not None:
     @_nb.njit(parallel=True, cache=True, nogil=True)
-    def _nb_log_depth_max(points, src, w2c, K, out):  # pragma: no cover - compiled
+    def _nb_depth(points, src, w2c, K, out):  # pragma: no cover - compiled
+        """Target-camera z of every point of every item, same arithmetic as ``_project``."""
         for b in _nb.prange(src.shape[0]):
             s = src[b]
             w = w2c[b]
             k = K[b]
             kz = k[2, 0] == 0 and k[2, 1] == 0 and k[2, 2] == 1
-            best = _np.float32(0.0)
             for p in range(points.shape[1]):
                 X = points[s, p, 0]
                 Y = points[s, p, 1]
@@ -397,18 +396,33 @@ if _nb is not None:
                     cx = ((w[0, 0] * X + w[0, 1] * Y) + w[0, 2] * Z) + w[0, 3]
                     cy = ((w[1, 0] * X + w[1, 1] * Y) + w[1, 2] * Z) + w[1, 3]
                     z = (k[2, 0] * cx + k[2, 1] * cy) + k[2, 2] * z
-                if z > 0:
-                    lz = _np.float32(_np.log1p(z))
-                    if lz > best:
-                        best = lz
-            out[b] = best
+                out[b, p] = z
+
+    @_nb.njit(inline="always", cache=True, nogil=True)
+    def _nb_tap(canvas, idx, wt, colors, s, p, C, with_depth, z):  # pragma: no cover - compiled
+        for c in range(C):
+            canvas[idx, c] += colors[s, p, c] * wt
+        if with_depth:
+            canvas[idx, C] += z * wt
+        canvas[idx, canvas.shape[1] - 1] += wt
+
+    @_nb.njit(inline="always", cache=True, nogil=True)
+    def _nb_tap3(canvas, idx, wt, c0, c1, c2, with_depth, z):  # pragma: no cover - compiled
+        row = canvas[idx]
+        row[0] += c0 * wt
+        row[1] += c1 * wt
+        row[2] += c2 * wt
+        if with_depth:
+            row[3] += z * wt
+            row[4] += wt
+        else:
+            row[3] += wt
 
     @_nb.njit(parallel=True, cache=True, nogil=True)
-    def _nb_splat(points, colors, valid, src, w2c, K, M, H, W, cap, with_depth, out):  # pragma: no cover
+    def _nb_splat(points, colors, valid, src, w2c, K, rdw_all, H, W, with_depth, out):  # pragma: no cover
         one = _np.float32(1.0)
         zero = _np.float32(0.0)
         eps = _np.float32(1e-7)
-        scale = _np.float32(50.0)
         Wc = W + 2
         xmax = _np.float32(W + 1)
         ymax = _np.float32(H + 1)
@@ -419,22 +433,28 @@ if _nb is not None:
             w = w2c[b]
             k = K[b]
             kz = k[2, 0] == 0 and k[2, 1] == 0 and k[2, 2] == 1
-            norm = M[b] + eps
             canvas = out[b]
+            # matrix entries in locals: the canvas writes could alias them otherwise (reloads)
+            w00, w01, w02, w03 = w[0, 0], w[0, 1], w[0, 2], w[0, 3]
+            w10, w11, w12, w13 = w[1, 0], w[1, 1], w[1, 2], w[1, 3]
+            w20, w21, w22, w23 = w[2, 0], w[2, 1], w[2, 2], w[2, 3]
+            k00, k01, k02 = k[0, 0], k[0, 1], k[0, 2]
+            k10, k11, k12 = k[1, 0], k[1, 1], k[1, 2]
+            k20, k21, k22 = k[2, 0], k[2, 1], k[2, 2]
             for p in range(points.shape[1]):
                 if not valid[s, p]:
                     continue
                 X = points[s, p, 0]
                 Y = points[s, p, 1]
                 Z = points[s, p, 2]
-                cx = ((w[0, 0] * X + w[0, 1] * Y) + w[0, 2] * Z) + w[0, 3]
-                cy = ((w[1, 0] * X + w[1, 1] * Y) + w[1, 2] * Z) + w[1, 3]
-                cz = ((w[2, 0] * X + w[2, 1] * Y) + w[2, 2] * Z) + w[2, 3]
-                z = cz if kz else (k[2, 0] * cx + k[2, 1] * cy) + k[2, 2] * cz
+                cx = ((w00 * X + w01 * Y) + w02 * Z) + w03
+                cy = ((w10 * X + w11 * Y) + w12 * Z) + w13
+                cz = ((w20 * X + w21 * Y) + w22 * Z) + w23
+                z = cz if kz else (k20 * cx + k21 * cy) + k22 * cz
                 if not z > 0:
                     continue
-                px = (k[0, 0] * cx + k[0, 1] * cy) + k[0, 2] * cz
-                py = (k[1, 0] * cx + k[1, 1] * cy) + k[1, 2] * cz
+                px = (k00 * cx + k01 * cy) + k02 * cz
+                py = (k10 * cx + k11 * cy) + k12 * cz
                 den = z + eps
                 offx = px / den + one
                 offy = py / den + one
@@ -442,40 +462,35 @@ if _nb is not None:
                     continue  # NaN coordinates (overflow): the official code drops them in the ring
                 offx = min(max(offx, zero), xmax)
                 offy = min(max(offy, zero), ymax)
-                x0 = _np.floor(offx)
-                x1 = _np.ceil(offx)
-                y0 = _np.floor(offy)
-                y1 = _np.ceil(offy)
+                # offsets are clamped to >= 0, so truncation is floor and ceil is floor + (frac > 0)
+                ix0 = int(offx)
+                iy0 = int(offy)
+                x0 = _np.float32(ix0)
+                y0 = _np.float32(iy0)
+                ix1 = ix0 + 1 if offx > x0 else ix0
+                iy1 = iy0 + 1 if offy > y0 else iy0
+                x1 = _np.float32(ix1)
+                y1 = _np.float32(iy1)
                 ax0 = one - (offx - x0)
                 ax1 = one - (x1 - offx)
                 ay0 = one - (offy - y0)
                 ay1 = one - (y1 - offy)
-                e = _np.float32(_np.log1p(z)) / norm * scale
-                if e > cap:
-                    e = cap
-                dw = _np.float32(_np.exp(e)) + eps
-                ix0 = int(x0)
-                ix1 = int(x1)
-                row0 = int(y0) * Wc
-                row1 = int(y1) * Wc
-                for t in range(4):
-                    if t == 0:
-                        wt = (ay0 * ax0) / dw
-                        idx = row0 + ix0
-                    elif t == 1:
-                        wt = (ay1 * ax0) / dw
-                        idx = row1 + ix0
-                    elif t == 2:
-                        wt = (ay0 * ax1) / dw
-                        idx = row0 + ix1
-                    else:
-                        wt = (ay1 * ax1) / dw
-                        idx = row1 + ix1
-                    for c in range(C):
-                        canvas[idx, c] += colors[s, p, c] * wt
-                    if with_depth:
-                        canvas[idx, C] += z * wt
-                    canvas[idx, F - 1] += wt
+                rdw = rdw_all[b, p]
+                row0 = iy0 * Wc
+                row1 = iy1 * Wc
+                if C == 3:  # RGB: colours loaded once, fixed offsets
+                    c0 = colors[s, p, 0]
+                    c1 = colors[s, p, 1]
+                    c2 = colors[s, p, 2]
+                    _nb_tap3(canvas, row0 + ix0, (ay0 * ax0) * rdw, c0, c1, c2, with_depth, z)
+                    _nb_tap3(canvas, row1 + ix0, (ay1 * ax0) * rdw, c0, c1, c2, with_depth, z)
+                    _nb_tap3(canvas, row0 + ix1, (ay0 * ax1) * rdw, c0, c1, c2, with_depth, z)
+                    _nb_tap3(canvas, row1 + ix1, (ay1 * ax1) * rdw, c0, c1, c2, with_depth, z)
+                else:
+                    _nb_tap(canvas, row0 + ix0, (ay0 * ax0) * rdw, colors, s, p, C, with_depth, z)
+                    _nb_tap(canvas, row1 + ix0, (ay1 * ax0) * rdw, colors, s, p, C, with_depth, z)
+                    _nb_tap(canvas, row0 + ix1, (ay0 * ax1) * rdw, colors, s, p, C, with_depth, z)
+                    _nb_tap(canvas, row1 + ix1, (ay1 * ax1) * rdw, colors, s, p, C, with_depth, z)
 
 
 if _nb is not None:
@@ -510,29 +525,35 @@ def _splat_numba(points, colors, valid, src, w2cs, Ks, H, W, norm_group, render_
     """CPU path with the numba kernel; same outputs as the torch path."""
     pts = _np.ascontiguousarray(points.detach().numpy(), dtype=_np.float32)
     cols = _np.ascontiguousarray(colors.detach().numpy(), dtype=_np.float32)
-    val = _np.ascontiguousarray(valid.detach().numpy().astype(_np.bool_))
+    val = _np.ascontiguousarray(valid.detach().numpy())
     srcn = _np.ascontiguousarray(src.numpy().astype(_np.int64))
     w2c = _np.ascontiguousarray(w2cs.detach().numpy(), dtype=_np.float32)
     K = _np.ascontiguousarray(Ks.detach().numpy(), dtype=_np.float32)
     threads = max(1, min(torch.get_num_threads(), _nb.config.NUMBA_NUM_THREADS))
     _nb.set_num_threads(threads)
-    M = _np.empty(len(srcn), dtype=_np.float32)
-    _nb_log_depth_max(pts, srcn, w2c, K, M)
-    M = _group_max(torch.from_numpy(M), norm_group).numpy()
     C = cols.shape[2]
     F = C + 1 + int(render_depth)
-    images, masks, depths = [], [], []
-    for s in range(0, len(srcn), chunk):
-        e = min(len(srcn), s + chunk)
-        out = _np.zeros((e - s, (H + 2) * (W + 2), F), dtype=_np.float32)
-        _nb_splat(pts, cols, val, srcn[s:e], w2c[s:e], K[s:e], M[s:e], H, W, _np.float32(cap),
-                  bool(render_depth), out)
-        img = _np.empty((e - s, C, H, W), dtype=_np.float32)
-        msk = _np.empty((e - s, 1, H, W), dtype=_np.float32)
-        dep = _np.empty((e - s, 1, H, W) if render_depth else (1, 1, 1, 1), dtype=_np.float32)
-        _nb_finish(out, H, W, C, bool(render_depth), img, msk, dep)
-        images.append(torch.from_numpy(img))
-        masks.append(torch.from_numpy(msk))
-        if render_depth:
-            depths.append(torch.from_numpy(dep))
-    return images, masks, depths
+    B, P = len(srcn), pts.shape[1]
+    img = _np.empty((B, C, H, W), dtype=_np.float32)
+    msk = _np.empty((B, 1, H, W), dtype=_np.float32)
+    dep = _np.empty((B, 1, H, W) if render_depth else (1, 1, 1, 1), dtype=_np.float32)
+    n = min(chunk, B)
+    canvas = _np.empty((n, (H + 2) * (W + 2), F), dtype=_np.float32)  # reused across chunks
+    zbuf = _np.empty((n, P), dtype=_np.float32)
+    for s in range(0, B, chunk):
+        e = min(B, s + chunk)
+        z = zbuf[:e - s]
+        _nb_depth(pts, srcn[s:e], w2c[s:e], K[s:e], z)
+        # the z weights with torch's vectorised log1p/exp (the values of the torch path); the
+        # chunk holds whole normalisation groups
+        logz = torch.from_numpy(z).clamp(min=0).log1p_()
+        M = _group_max(logz.amax(1), norm_group)
+        rdw = (logz / (M[:, None] + 1e-7)).mul_(DEPTH_WEIGHT_SCALE).clamp_(max=cap).exp_().add_(1e-7)
+        rdw = rdw.reciprocal_().numpy()  # x * (1/dw) is within 1 ulp of the official x / dw
+        out = canvas[:e - s]
+        out.fill(0)
+        _nb_splat(pts, cols, val, srcn[s:e], w2c[s:e], K[s:e], rdw, H, W, bool(render_depth), out)
+        _nb_finish(out, H, W, C, bool(render_depth), img[s:e], msk[s:e],
+                   dep[s:e] if render_depth else dep)
+    result = (torch.from_numpy(img), torch.from_numpy(msk))
+    return result + ((torch.from_numpy(dep),) if render_depth else ())
