@@ -308,3 +308,47 @@ def test_tiling_rounds_odd_tile_sizes_to_the_compression(tiny_vae, tok_fixture):
     lat = tok.encode(video)
     assert lat.shape == (1, 16, 1, 6, 8) and torch.isfinite(lat).all()
     assert tok.decode(lat).shape == video.shape
+
+
+def test_full_size_7b_key_table_and_config_inference():
+    """Official 7B key names (shapes on the meta device) map one-to-one onto the GEN3C diffusers config."""
+    from diffusers import CosmosTransformer3DModel
+
+    from engine.models.dit import (GEN3C_7B_NET_CONFIG, diffusers_config_from_official, is_skipped_dit_key,
+                                   net_config_from_state_dict, rename_dit_key)
+
+    expected = dict(in_channels=81, out_channels=16, num_attention_heads=32, attention_head_dim=128, num_layers=28,
+                    mlp_ratio=4.0, text_embed_dim=1024, adaln_lora_dim=256, max_size=(128, 240, 240),
+                    patch_size=(1, 2, 2), rope_scale=(2.0, 1.0, 1.0), concat_padding_mask=True,
+                    extra_pos_embed_type="learnable")
+    assert diffusers_config_from_official(GEN3C_7B_NET_CONFIG) == expected
+    with torch.device("meta"):
+        target = CosmosTransformer3DModel(**expected).state_dict()
+    names = load_fixture_meta("dit_tiny")["state_dict_keys"]
+    official = {}
+    for name in names:
+        variants = [name.replace("block0.", f"block{i}.") for i in range(28)] if ".block0." in name else \
+            ([] if ".block1." in name else [name])
+        for key in variants:
+            shape = (128,) if is_skipped_dit_key(key) else target[rename_dit_key(key)].shape
+            official[key] = torch.empty(shape, device="meta")
+    mapped = {rename_dit_key(k) for k in official if not is_skipped_dit_key(k)}
+    assert mapped == set(target)
+    assert diffusers_config_from_official(net_config_from_state_dict(official)) == expected
+
+
+def test_full_size_cv8x8x8_key_table_and_config_inference():
+    from engine.models.vae import (CV8X8X8_CONFIG, build_vae, diffusers_vae_config_from_official,
+                                   is_skipped_vae_key, make_vae_key_renamer, official_vae_config_from_state_dict)
+
+    cfg = diffusers_vae_config_from_official(CV8X8X8_CONFIG)
+    assert cfg["encoder_block_out_channels"] == (128, 256, 512, 512)
+    assert cfg["decode_block_out_channels"] == (256, 512, 512, 512)
+    with torch.device("meta"):
+        target = build_vae(cfg).state_dict()
+    rename = make_vae_key_renamer(3)
+    names = [k for k in load_fixture_meta("tokenizer_tiny")["state_dict_keys"] if k != "encoder.patcher3d.patch_size_buffer"]
+    official = {k: torch.empty((2,) if is_skipped_vae_key(k) else target[rename(k)].shape, device="meta")
+                for k in names}
+    assert {rename(k) for k in official if not is_skipped_vae_key(k)} == set(target)
+    assert official_vae_config_from_state_dict(official) == CV8X8X8_CONFIG
