@@ -230,8 +230,13 @@ def _rigid_fit(source_inv: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 
 
 def _box3(x: torch.Tensor) -> torch.Tensor:
-    """3x3 mean with zero padding counted (the official conv with a ones/9 kernel), [H,W] -> [H,W]."""
-    return F.avg_pool2d(x[None, None], 3, stride=1, padding=1, count_include_pad=True)[0, 0]
+    """3x3 mean with zero padding counted (the official conv with a ones/9 kernel), [H,W] -> [H,W].
+
+    Separable sums of shifted views: several times faster than avg_pool2d / conv2d on CPU.
+    """
+    p = F.pad(x, (1, 1, 1, 1))
+    rows = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
+    return (rows[:-2] + rows[1:-1] + rows[2:]) / 9
 
 
 def _loss_frame(depth, K, w2c):

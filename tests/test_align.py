@@ -160,6 +160,12 @@ def test_optimiser_equals_torch_adam_on_official_loss():
     assert close.float().mean() >= 0.98
 
 
+def test_box_filter_is_the_official_zero_padded_mean():
+    x = torch.rand(7, 9, generator=torch.Generator().manual_seed(2))
+    official = torch.nn.functional.conv2d(x[None, None], torch.ones(1, 1, 3, 3) / 9, padding=1)[0, 0]
+    torch.testing.assert_close(align._box3(x), official, rtol=0, atol=1e-6)
+
+
 def _roughness(S):
     return (align._box3(S) - S).abs().mean().item()
 
