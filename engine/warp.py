@@ -15,13 +15,18 @@ splats it. The arithmetic is the official one (``forward_warp_utils_pytorch.bili
 - Output ``sum(w c) / sum(w)`` where ``sum(w) > 0`` else -1, clamped to [-1, 1]; NaN weight sums become
   1000; mask = ``sum(w) > 0``; the depth render is the same splat of z with 0 in holes.
 
-Speed: the four taps are fused into one ``index_add_`` keyed by the top-left tap (16 values per point
-for RGB + weight), and the three shifted corners are added back on the canvas; CPU results are
-deterministic. Items are processed in chunks (a multiple of ``norm_group``) so memory stays bounded.
+Speed: on the CPU a numba kernel (when numba is installed) splats each item in one pass over its
+points, items in parallel, each with its own canvas (deterministic). The torch path (GPU, or CPU
+without numba) fuses the four taps into one ``index_add_`` keyed by the top-left tap (16 values per
+point for RGB + weight) and adds the three shifted corners back on the canvas. Items are processed in
+chunks (a multiple of ``norm_group``) so memory stays bounded. Both paths project with the official
+order of float32 operations, which keeps exact-integer landings (frame 0 = the seed camera) exact.
 :func:`splat_reference` is a straightforward official-style implementation (pairs of items,
 ``index_put_`` per tap), kept as the semantic reference for tests and the benchmark.
 """
 from __future__ import annotations
+
+import threading
 
 import torch
 
@@ -260,8 +265,9 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
         chunk = _chunk_items(P, device)
     chunk = max(norm_group, -(-int(chunk) // norm_group) * norm_group) if B else 1
     if B and device.type == "cpu" and dtype == torch.float32 and cpu_kernel_name() == "numba":
-        return _splat_numba(points, colors, valid, src, w2cs, Ks, height, width, norm_group,
-                            render_depth, chunk, cap)
+        with _NUMBA_LOCK:
+            return _splat_numba(points, colors, valid, src, w2cs, Ks, height, width, norm_group,
+                                render_depth, chunk, cap)
 
     images, masks, depths = [], [], []
     src_dev = src.to(device)
@@ -346,10 +352,12 @@ def splat_reference(points, colors, valid, w2cs, Ks, height, width, *, norm_grou
 
 
 # ------------------------------------------------------------------------------- CPU JIT kernel
-# A numba kernel for the CPU: one pass per item over the points with the same float32 operations
-# in the same order as the torch path (numba does not fuse multiply-adds without fastmath), items in
-# parallel (each item has its own canvas, so results are deterministic). Optional: without numba,
-# or with GEN3C_WARP_KERNEL=torch, the torch path above is used.
+# A numba kernel for the CPU: one pass per item over the points with the same float32 projection
+# as the torch path (numba does not fuse multiply-adds without fastmath); the z weights come from
+# torch's vectorised log1p/exp. Items run in parallel, each on its own canvas, so results are
+# deterministic. Optional: without numba, or with GEN3C_WARP_KERNEL=torch, the torch path is used.
+# numba's default threading layer must not be entered from two threads at once (it aborts the
+# process), so calls are serialised with a lock (the studio may render for several sessions).
 try:  # pragma: no cover - exercised when numba is installed
     import numba as _nb
     import numpy as _np
@@ -357,6 +365,7 @@ except ImportError:  # pragma: no cover
     _nb = None
 
 _KERNEL_CHOICE = {"value": None}
+_NUMBA_LOCK = threading.Lock()
 
 
 def set_cpu_kernel(name: str | None) -> None:

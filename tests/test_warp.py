@@ -168,3 +168,14 @@ def test_bench_smoke_fast_equals_reference(capsys):
     row = out["results"][0]
     assert row["buffers"] == 2 and row["points"] == 24 * 40 and row["fast_total_ms"] > 0
     assert row["max_abs_diff_vs_reference"] < 1e-5 and row["mask_mismatch_vs_reference"] == 0
+
+
+def test_concurrent_calls_from_threads(scene, kernel):
+    """The studio renders for several sessions at once: concurrent calls must be safe and equal."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    args = (scene["P"], scene["C"], scene["V"], scene["target_w2cs"][:4], scene["target_Ks"][:4], scene["H"], scene["W"])
+    serial = splat(*args)[0]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: splat(*args)[0], range(3)))
+    assert all(torch.equal(r, serial) for r in results)
