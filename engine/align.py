@@ -99,6 +99,8 @@ def align_depth(
 
     Returns:
         The aligned depth (detached, float32), or ``(depth, AlignInfo)`` with ``return_info``.
+        As officially, a pixel whose fitted inverse depth ``s/d + b`` is <= 0 gets a negative or
+        infinite depth (the cache's reliability filter then drops it); zero depth stays zero.
 
     Fallback: when the mask is empty or fewer than ``MIN_FIT_PIXELS`` pixels survive the percentile
     bands (or the fit is not finite), the clamped, unaligned depth is returned, an
