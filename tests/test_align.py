@@ -260,3 +260,12 @@ def test_float64_and_device_follow_new_depth(scene):
     out = _call(dict(scene, new_depth=scene["new_depth"].double()), "rigid")
     assert out.dtype == torch.float32 and out.device == scene["new_depth"].device
     assert np.isfinite(out.numpy()).all()
+
+
+def test_zero_depth_stays_zero():
+    target, K, w2c = _synthetic()
+    new = target * 1.5
+    new[4:6, 7:9] = 0.0
+    for method in ("rigid", "non_rigid"):
+        out = align_depth(new, target, torch.ones_like(target), K, w2c, method, iterations=5)
+        assert (out[4:6, 7:9] == 0).all() and (out[new > 0] > 0).all()
