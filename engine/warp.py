@@ -35,7 +35,7 @@ from engine.errors import InputError
 DEPTH_WEIGHT_SCALE = 50.0
 NAN_WEIGHT = 1000.0
 # bytes of scratch memory per (item, point) in the fused path, used to size item chunks
-_BYTES_PER_POINT_ITEM = 160
+_BYTES_PER_POINT_ITEM = 256
 _DEFAULT_BUDGET = {"cpu": 64 << 20, "cuda": 4 << 30}
 
 
@@ -366,6 +366,7 @@ except ImportError:  # pragma: no cover
 
 _KERNEL_CHOICE = {"value": None}
 _NUMBA_LOCK = threading.Lock()
+_PARTS = 2
 
 
 def set_cpu_kernel(name: str | None) -> None:
@@ -436,13 +437,16 @@ if _nb is not None:
         xmax = _np.float32(W + 1)
         ymax = _np.float32(H + 1)
         C = colors.shape[2]
-        F = out.shape[2]
-        for b in _nb.prange(src.shape[0]):
+        parts = out.shape[1]
+        P = points.shape[1]
+        for unit in _nb.prange(src.shape[0] * parts):
+            b = unit // parts
+            part = unit % parts
             s = src[b]
             w = w2c[b]
             k = K[b]
             kz = k[2, 0] == 0 and k[2, 1] == 0 and k[2, 2] == 1
-            canvas = out[b]
+            canvas = out[b, part]
             # matrix entries in locals: the canvas writes could alias them otherwise (reloads)
             w00, w01, w02, w03 = w[0, 0], w[0, 1], w[0, 2], w[0, 3]
             w10, w11, w12, w13 = w[1, 0], w[1, 1], w[1, 2], w[1, 3]
@@ -450,7 +454,7 @@ if _nb is not None:
             k00, k01, k02 = k[0, 0], k[0, 1], k[0, 2]
             k10, k11, k12 = k[1, 0], k[1, 1], k[1, 2]
             k20, k21, k22 = k[2, 0], k[2, 1], k[2, 2]
-            for p in range(points.shape[1]):
+            for p in range(part * P // parts, (part + 1) * P // parts):
                 if not valid[s, p]:
                     continue
                 X = points[s, p, 0]
@@ -505,29 +509,38 @@ if _nb is not None:
 if _nb is not None:
     @_nb.njit(parallel=True, cache=True, nogil=True)
     def _nb_finish(out, H, W, C, with_depth, img, mask, depth):  # pragma: no cover - compiled
-        """Canvas sums -> images (holes -1, clamped), masks, depth (holes 0); as :func:`_finish`."""
+        """Canvas sums (parts added in a fixed order) -> images (holes -1, clamped), masks,
+        depth (holes 0); as :func:`_finish`."""
         Wc = W + 2
-        F = out.shape[2]
-        for b in _nb.prange(out.shape[0]):
-            for y in range(H):
-                for x in range(W):
-                    idx = (y + 1) * Wc + x + 1
-                    ws = out[b, idx, F - 1]
-                    if ws != ws:
-                        ws = _np.float32(1000.0)
-                    if ws > 0:
-                        mask[b, 0, y, x] = 1
-                        for c in range(C):
-                            val = out[b, idx, c] / ws
-                            img[b, c, y, x] = min(max(val, _np.float32(-1.0)), _np.float32(1.0))
-                        if with_depth:
-                            depth[b, 0, y, x] = out[b, idx, C] / ws
-                    else:
-                        mask[b, 0, y, x] = 0
-                        for c in range(C):
-                            img[b, c, y, x] = -1
-                        if with_depth:
-                            depth[b, 0, y, x] = 0
+        parts = out.shape[1]
+        F = out.shape[3]
+        for by in _nb.prange(out.shape[0] * H):
+            b = by // H
+            y = by % H
+            acc = _np.empty(F, dtype=_np.float32)
+            for x in range(W):
+                idx = (y + 1) * Wc + x + 1
+                for f in range(F):
+                    acc[f] = out[b, 0, idx, f]
+                for q in range(1, parts):
+                    for f in range(F):
+                        acc[f] += out[b, q, idx, f]
+                ws = acc[F - 1]
+                if ws != ws:
+                    ws = _np.float32(1000.0)
+                if ws > 0:
+                    mask[b, 0, y, x] = 1
+                    for c in range(C):
+                        val = acc[c] / ws
+                        img[b, c, y, x] = min(max(val, _np.float32(-1.0)), _np.float32(1.0))
+                    if with_depth:
+                        depth[b, 0, y, x] = acc[C] / ws
+                else:
+                    mask[b, 0, y, x] = 0
+                    for c in range(C):
+                        img[b, c, y, x] = -1
+                    if with_depth:
+                        depth[b, 0, y, x] = 0
 
 
 def _splat_numba(points, colors, valid, src, w2cs, Ks, H, W, norm_group, render_depth, chunk, cap):
@@ -547,7 +560,10 @@ def _splat_numba(points, colors, valid, src, w2cs, Ks, H, W, norm_group, render_
     msk = _np.empty((B, 1, H, W), dtype=_np.float32)
     dep = _np.empty((B, 1, H, W) if render_depth else (1, 1, 1, 1), dtype=_np.float32)
     n = min(chunk, B)
-    canvas = _np.empty((n, (H + 2) * (W + 2), F), dtype=_np.float32)  # reused across chunks
+    # each item's points are split in _PARTS fixed ranges with their own canvas (a single frame
+    # still uses both threads); parts are summed in a fixed order, so results do not depend on
+    # the thread count or on how items are batched
+    canvas = _np.empty((n, _PARTS, (H + 2) * (W + 2), F), dtype=_np.float32)  # reused across chunks
     zbuf = _np.empty((n, P), dtype=_np.float32)
     for s in range(0, B, chunk):
         e = min(B, s + chunk)
