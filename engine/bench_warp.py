@@ -1,7 +1,8 @@
 """Warp benchmark: `python -m engine bench warp [options]` prints one JSON object.
 
 Times :meth:`engine.cache3d.Cache3D.render` (the fused splat behind previews and conditioning) for
-``--frames`` cameras x ``--buffers`` cache buffers at each ``--sizes`` resolution, and the
+``--frames`` cameras x ``--buffers`` cache buffers at each ``--sizes`` resolution in one call, then
+one camera per call (interactive preview), and the
 official-style reference splat (:func:`engine.warp.splat_reference`: pairs of items, ``index_put_``)
 on a few frames for comparison, with the largest difference between the two. The scene is analytic
 (a slanted plane, a box and a sphere cap), so no files or weights are needed.
@@ -93,6 +94,11 @@ def bench_size(height, width, frames, buffers, device, repeat, ref_frames):
         "fast_ms_per_render": round(total * 1e3 / renders, 3),
         "fast_cpu_ms_per_render": round(_time.last_cpu * 1e3 / renders, 3),
     }
+    # interactive preview: one camera per call (what the studio does while a path is edited)
+    picks = list(range(0, frames, max(1, frames // 16)))[:16]
+    single = _time(lambda: [cache.render(w2cs_d[i:i + 1], Ks_d[i:i + 1]) for i in picks], device, repeat)
+    row["single_frame_ms_per_call"] = round(single * 1e3 / len(picks), 3)
+    row["single_frame_ms_per_render"] = round(single * 1e3 / (len(picks) * cache.num_buffers), 3)
     if device.type == "cuda":
         row["peak_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     if ref_frames > 0:
