@@ -18,7 +18,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +39,7 @@ from engine.cameras import (
     validate_w2c,
 )
 from engine.errors import InputError
+from engine.fileio import atomic_write_bytes
 
 INTERPOLATIONS = ("linear", "smooth")
 MAX_KEYFRAMES = 10000
@@ -618,17 +618,7 @@ def _atomic_write(file, data: bytes) -> None:
     directory = p.parent if str(p.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"folder {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_bytes(p, data)
 
 
 def _flat16(v, where: str) -> np.ndarray:

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from engine.errors import Cancelled, InputError, WeightsMissingError
-from engine.sampler import CFG_POLICIES, sample_latents
+from engine.sampler import sample_latents, validate_sampling_options
 
 DEFAULT_NEGATIVE = (
     "The video captures a series of frames showing ugly scenes, static with no motion, motion blur, "
@@ -446,16 +446,7 @@ class Gen3CPipeline:
 
     @staticmethod
     def _check_args(num_steps, guidance, seed, cfg) -> None:
-        if cfg not in CFG_POLICIES:
-            raise InputError(f"unknown cfg policy {cfg!r}; expected one of {', '.join(CFG_POLICIES)}")
-        if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
-            raise InputError(f"steps must be a positive integer, got {num_steps!r}")
-        try:
-            g = float(guidance)
-        except (TypeError, ValueError):
-            raise InputError(f"guidance must be a number, got {guidance!r}") from None
-        if not math.isfinite(g):
-            raise InputError(f"guidance must be finite, got {guidance!r}")
+        validate_sampling_options(num_steps, guidance, cfg, steps_name="steps")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
             raise InputError(f"seed must be a non-negative integer, got {seed!r}")
 

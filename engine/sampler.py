@@ -254,16 +254,21 @@ def _cancel_requested(cancel) -> bool:
     return bool(cancel())
 
 
-def _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg):
+def validate_sampling_options(num_steps, guidance, cfg, steps_name: str = "num_steps") -> None:
+    """InputError unless num_steps is a positive int, guidance a finite number and cfg a known policy."""
     _validate_policy(cfg)
     if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
-        raise InputError(f"num_steps must be a positive integer, got {num_steps!r}")
+        raise InputError(f"{steps_name} must be a positive integer, got {num_steps!r}")
     try:
         g = float(guidance)
     except (TypeError, ValueError):
         raise InputError(f"guidance must be a number, got {guidance!r}") from None
     if not math.isfinite(g):
         raise InputError(f"guidance must be finite, got {guidance!r}")
+
+
+def _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg):
+    validate_sampling_options(num_steps, guidance, cfg)
     if noise.ndim != 5:
         raise InputError(f"noise must be [B,C,T,H,W], got shape {tuple(noise.shape)}")
     if tuple(condition_latent.shape) != tuple(noise.shape):
@@ -273,7 +278,7 @@ def _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_emb
         raise InputError(f"prompt embeddings must be [B,L,D], got shape {tuple(prompt_embeds.shape)}")
     if negative_prompt_embeds is not None and negative_prompt_embeds.shape[-1] != prompt_embeds.shape[-1]:
         raise InputError("negative prompt embeddings have a different width than the prompt embeddings")
-    return g
+    return float(guidance)
 
 
 @torch.no_grad()

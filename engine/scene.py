@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import torch.nn.functional as F
 
 from engine.depth import INVALID_DEPTH, DepthResult
 from engine.errors import InputError
+from engine.fileio import atomic_output
 from engine.geometry import reliable_depth_mask, unproject_depth
 from engine.images import fit_image, resize_depth, to_model_tensor, to_uint8
 
@@ -157,17 +156,10 @@ def write_ply(file, xyz: np.ndarray, rgb: np.ndarray) -> Path:
         "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
     ).encode("ascii")
     out = Path(file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".ply", prefix=f".{out.stem}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_output(out, suffix=".ply") as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(header)
             fh.write(vertex.tobytes())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a finished output is an ordinary file
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 

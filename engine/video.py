@@ -1,14 +1,13 @@
 """MP4 writing/reading and small frame utilities (uint8 [T,H,W,3] at the file boundary)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from engine.errors import InputError
+from engine.fileio import atomic_output
 
 
 def _as_frames(frames, what: str = "frames") -> np.ndarray:
@@ -35,12 +34,9 @@ def write_mp4(file, frames, fps: float = 24, quality_crf: int = 17) -> Path:
     if pad_h or pad_w:
         arr = np.pad(arr, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     out = Path(file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", prefix=f".{out.stem}.", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_output(out, suffix=".mp4") as tmp:
         writer = imageio.get_writer(
-            tmp, format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
+            str(tmp), format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
             macro_block_size=1, ffmpeg_log_level="error", ffmpeg_params=["-crf", str(int(quality_crf))],
         )
         try:
@@ -48,11 +44,6 @@ def write_mp4(file, frames, fps: float = 24, quality_crf: int = 17) -> Path:
                 writer.append_data(frame)
         finally:
             writer.close()
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a finished output is an ordinary file
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from engine.errors import InputError
+from engine.fileio import atomic_output
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gen3c-studio" / "prompt_embeds"
 MAX_PROMPT_CHARS = 20_000
@@ -81,11 +81,8 @@ class TextEncoder:
             return
         from safetensors.torch import save_file
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            os.close(fd)
-            save_file({"embedding": emb.detach().float().cpu().contiguous()}, tmp)
-            os.replace(tmp, path)
+            with atomic_output(path) as tmp:
+                save_file({"embedding": emb.detach().float().cpu().contiguous()}, str(tmp))
         except OSError:
             pass  # the cache is an optimisation; a read-only disk must not fail generation
 
