@@ -37,3 +37,13 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_dir(tmp_path_factory) -> Path:
+    """A tiny random model set in the real weights layout (written once per test session)."""
+    from engine.models import make_tiny_weights
+
+    root = tmp_path_factory.mktemp("tiny_weights_shared")
+    make_tiny_weights(root)
+    return root
