@@ -29,7 +29,8 @@ def weights_status(weights_dir) -> tuple[bool, str]:
     if status.ok:
         where = getattr(status, "path", None) or weights_dir
         return True, f"Weights found in `{where}`. One generation runs at a time; queue position is shown."
-    return False, "**Generation unavailable: weights missing.**\n\n" + str(status.help)
+    first, _, rest = str(status.help).partition("\n")
+    return False, f"**Generation unavailable: weights missing.** {first}\n\n```text\n{rest.strip()}\n```"
 
 
 def _pipeline(weights_dir):
