@@ -44,3 +44,18 @@ def studio_page(studio_server, browser_context):
     page.page_errors = errors
     yield page
     page.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failed e2e test, save a screenshot of the tab as tests/_artifacts/FAILED-<test>.png."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("studio_page") if hasattr(item, "funcargs") else None
+    if report.when == "call" and report.failed and page is not None:
+        try:
+            from studio_driver import screenshot
+
+            screenshot(page, f"FAILED-{item.name}")
+        except Exception:  # noqa: BLE001 - a broken page must not hide the test's own failure
+            pass

@@ -53,7 +53,10 @@ class StudioServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.tmp = tempfile.mkdtemp(prefix="gen3c-e2e-")
-        self.log_file = log_file or Path(self.tmp) / "app.log"
+        if log_file is None:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            log_file = ARTIFACTS / "studio-app.log"
+        self.log_file = Path(log_file)
         self.proc: subprocess.Popen | None = None
         self.ready_s: float | None = None
 
@@ -157,6 +160,59 @@ def wait_plot(page, timeout_ms: float = 60_000) -> None:
     page.wait_for_function(JS_PLOT_READY, timeout=timeout_ms)
 
 
+def wait_plot_stable(page, quiet_ms: int = 800, timeout_ms: float = 60_000) -> None:
+    """Wait until the 3D view has not been re-drawn (same element, same figure data) for `quiet_ms`."""
+    page.evaluate(f"""() => new Promise((resolve, reject) => {{
+      let last = null, since = performance.now();
+      const t0 = performance.now();
+      const tick = () => {{
+        const gd = document.querySelector('{PLOT}');
+        const key = gd && gd._fullData && gd._fullData[0];
+        if (!key || !last || key !== last.key || gd !== last.gd) {{ last = {{gd, key}}; since = performance.now(); }}
+        if (key && performance.now() - since >= {quiet_ms}) return resolve(true);
+        if (performance.now() - t0 > {timeout_ms}) return reject(new Error('3D view kept changing'));
+        setTimeout(tick, 50);
+      }};
+      tick();
+    }})""")
+
+
+def view_camera(page) -> dict:
+    """The 3D view's camera three ways: `layout` (what plotly saved after the last drag), `full`
+    (_fullLayout.scene.camera: refreshed only on the next re-plot) and `live` (what WebGL draws); plus the
+    scene's axis ranges and aspect ratio."""
+    return page.evaluate(f"""() => {{
+      const gd = document.querySelector('{PLOT}');
+      const sc = gd._fullLayout.scene;
+      const pick = (c) => JSON.parse(JSON.stringify({{eye: c.eye, center: c.center, up: c.up}}));
+      return {{layout: pick((gd.layout.scene && gd.layout.scene.camera) || sc.camera), full: pick(sc.camera),
+               live: pick(sc._scene.getCamera()),
+               ranges: {{x: sc.xaxis.range.slice(), y: sc.yaxis.range.slice(), z: sc.zaxis.range.slice()}},
+               aspect: JSON.parse(JSON.stringify(sc.aspectratio))}};
+    }}""")
+
+
+def orbit(page, dx: float, dy: float, attempts: int = 3, start=(0.5, 0.5)) -> dict:
+    """Drag the 3D view until plotly has saved a new camera; returns `view_camera` after the drag.
+
+    Gradio may re-mount the plot while a drag is in flight (a slow preview event landing), which loses
+    the drag, so the view is first let settle and the drag is retried."""
+    before = view_camera(page)["layout"]["eye"]
+    for _ in range(attempts):
+        wait_plot_stable(page)
+        drag_plot(page, dx, dy, start=start)
+        try:
+            page.wait_for_function(f"""(old) => {{
+                const gd = document.querySelector('{PLOT}');
+                const c = gd && gd.layout && gd.layout.scene && gd.layout.scene.camera;
+                return !!(c && c.eye && Math.hypot(c.eye.x - old.x, c.eye.y - old.y, c.eye.z - old.z) > 1e-3);
+            }}""", arg=before, timeout=10_000)
+            return view_camera(page)
+        except Exception:  # noqa: BLE001 - retried; the last failure is raised below
+            continue
+    raise TimeoutError("dragging the 3D view did not change its camera")
+
+
 def preview_src(page) -> str:
     return page.evaluate(f"() => {{ const i = document.querySelector('{PREVIEW_IMG}'); return i ? i.src : ''; }}")
 
@@ -246,9 +302,13 @@ def set_slider(page, elem_id: str, value: float) -> None:
     }""", [elem_id, value])
 
 
-def drag_plot(page, dx: float, dy: float, steps: int = 12, start=(0.5, 0.5)) -> None:
-    """Orbit the 3D view with a left-button mouse drag across its canvas."""
-    box = page.locator(PLOT).bounding_box()
+def drag_plot(page, dx: float, dy: float, steps: int | None = None, start=(0.5, 0.5)) -> None:
+    """Orbit the 3D view with a left-button mouse drag across its canvas, in ~3 px mouse steps (plotly's
+    orbit control jumps erratically on coarse steps in headless Chromium)."""
+    steps = steps or max(1, int(max(abs(dx), abs(dy)) / 3))
+    plot = page.locator(PLOT)
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
     x0, y0 = box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1]
     page.mouse.move(x0, y0)
     page.mouse.down()

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.e2e
 
 SAMPLE = "living_room"
 FRAMES = 121
+EMPTY_CORNER = (0.08, 0.05)  # of the 3D view: above the room in the default view, no cloud point there
 EXPORT_LABELS = {"nerfstudio": "camera_path.json (nerfstudio)", "json": "path.json (GEN3C Studio keyframes)"}
 WORLD_FROM_DISPLAY = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # display (x, z, -y) of world (x, y, z)
 
@@ -154,37 +155,26 @@ def _expected_view_pose(view: dict):
     return eye, forward, up / np.linalg.norm(up)
 
 
-JS_VIEW = """() => {
-  const gd = document.querySelector('#studio-3d .js-plotly-plot');
-  const sc = gd._fullLayout.scene;
-  const pick = (c) => ({eye: c.eye, center: c.center, up: c.up});
-  return {layout: JSON.parse(JSON.stringify(pick(gd.layout.scene.camera))),
-          full: JSON.parse(JSON.stringify(pick(sc.camera))),
-          live: JSON.parse(JSON.stringify(pick(sc._scene.getCamera()))),
-          ranges: {x: sc.xaxis.range.slice(), y: sc.yaxis.range.slice(), z: sc.zaxis.range.slice()},
-          aspect: JSON.parse(JSON.stringify(sc.aspectratio))};
-}"""
-
-
 def test_add_keyframe_from_rotated_3d_view(studio_page, tmp_path):
     page = studio_page
-    start = page.evaluate(JS_VIEW)
-    page.evaluate("""() => { window.__e2eRelayout = 0;
-        document.querySelector('#studio-3d .js-plotly-plot').on('plotly_relayout', () => window.__e2eRelayout++); }""")
-    drv.drag_plot(page, 140, 50)
-    page.wait_for_function("() => window.__e2eRelayout > 0")  # plotly saved the dragged camera
-    view = page.evaluate(JS_VIEW)
-    moved = np.array([view["layout"]["eye"][a] for a in "xyz"])
+    first = drv.table_row(page, 1)
+    start = drv.view_camera(page)
+    view = drv.orbit(page, 70, 0, start=EMPTY_CORNER)  # ends off the cloud: no plotly_click (see below)
+    drv.wait_plot_stable(page)
+    view = drv.view_camera(page)
+    moved = np.array([view["live"]["eye"][a] for a in "xyz"])
     assert not np.allclose(moved, [start["live"]["eye"][a] for a in "xyz"], atol=1e-2), "the drag did not orbit"
-    for key in ("eye", "center", "up"):  # what plotly reported equals what it draws
+    for key in ("eye", "center"):  # what plotly saved equals what it draws
         np.testing.assert_allclose([view["layout"][key][a] for a in "xyz"], [view["live"][key][a] for a in "xyz"],
                                    atol=1e-6)
-    view["camera"] = view["layout"]
+    view["camera"] = view["live"]
     eye, forward, up = _expected_view_pose(view)
 
     count = drv.keyframe_count(page)
     page.click("#studio-add-view")
     drv.wait_summary(page, f"s.startsWith('{count + 1} keyframes')")
+    row = drv.table_row(page, count + 1)
+    assert drv.table_row(page, 1) == first, "orbiting the view changed keyframe 1"
     row = drv.table_row(page, count + 1)
     np.testing.assert_allclose(row[1:4], eye, atol=2e-4)
     look = np.array(row[4:7]) - np.array(row[1:4])
@@ -205,6 +195,7 @@ def test_scrub_changes_the_preview_and_back(studio_page):
     src0, hash0 = drv.preview_src(page), drv.preview_pixels_hash(page)
     frame0 = page.inner_text("#studio-coverage")
     slider = page.locator("#studio-frame input[type=range]")
+    slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)  # a click on the track
     src1 = drv.wait_preview_change(page, src0)
@@ -223,6 +214,7 @@ def test_undo_removes_the_added_keyframe(studio_page):
     page = studio_page
     count = drv.keyframe_count(page)
     assert count == FRAMES + 1  # the keyframe added from the view
+    page.locator("#studio-undo").scroll_into_view_if_needed()
     assert page.locator("#studio-undo").is_enabled()
     page.click("#studio-undo")
     drv.wait_summary(page, f"s.startsWith('{FRAMES} keyframes')")
@@ -288,3 +280,18 @@ def test_import_exported_project_file_round_trips(studio_page, tmp_path):
         np.testing.assert_allclose(np.array(got["w2c"]).reshape(4, 4), kf.w2c, atol=1e-9)
     drv.screenshot(page, "07-imported")
     assert not page.page_errors, page.page_errors
+
+
+# last: the bug it shows edits keyframe 1 (an undoable edit the tests above must not see)
+@pytest.mark.xfail(strict=True, reason="studio bug: plotly fires plotly_click at the end of an orbit drag over the "
+                   "cloud and studio.js CLICK_HOOK_JS turns the selected keyframe toward that point")
+def test_orbit_drag_ending_on_the_cloud_does_not_edit_keyframes(studio_page):
+    page = studio_page
+    drv.scroll_table(page, False)
+    first = drv.table_row(page, 1)
+    page.evaluate("() => { window.__e2eClick = 0; const b = document.querySelector('#studio-click-point textarea, "
+                  "#studio-click-point input'); if (b) b.addEventListener('input', () => window.__e2eClick++); }")
+    drv.orbit(page, 40, 0)
+    drv.wait_plot_stable(page)
+    assert page.evaluate("() => window.__e2eClick") == 0, "an orbit drag was sent to the studio as a point click"
+    assert drv.table_row(page, 1) == first
