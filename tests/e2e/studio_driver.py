@@ -239,7 +239,9 @@ def preview_pixels_hash(page) -> str:
 
 
 def summary_text(page) -> str:
-    return page.inner_text(SUMMARY).strip()
+    """The path summary line (without the "Error" badge gradio puts on outputs of a failed event)."""
+    lines = [line.strip() for line in page.inner_text(SUMMARY).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def wait_summary(page, predicate_js: str, timeout_ms: float = 30_000) -> str:

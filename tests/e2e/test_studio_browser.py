@@ -76,6 +76,16 @@ def _wait_toast(page, pattern: str) -> str:
     return " / ".join(page.locator(".toast-body").all_inner_texts())
 
 
+def _clear_import(page) -> None:
+    """Remove the file left in the import box (gradio keeps the last upload there) so it takes a new one."""
+    if page.locator("#studio-import input[type=file]").count():
+        return
+    page.locator("#studio-import button").filter(has_text="").evaluate_all(
+        "(bs) => { const b = bs.find((x) => /clear|remove|delete/i.test(x.getAttribute('aria-label') || x.title || '')); "
+        "if (b) b.click(); }")
+    page.locator("#studio-import input[type=file]").wait_for(state="attached", timeout=10_000)
+
+
 def _close_toasts(page) -> None:
     for button in page.locator(".toast-close").all():
         try:
@@ -267,7 +277,7 @@ def test_import_exported_project_file_round_trips(studio_page, tmp_path):
     kfs = [Keyframe.from_look_at([x, 0.0, 0.1 * i], [0.0, 0.0, 3.0], 60.0, 0.0) for i, x in enumerate((-0.2, 0.0, 0.2))]
     source = tmp_path / "three_keys.json"
     save_path_json(CameraPath(tuple(kfs)), source)
-    page.locator("#studio-import input[type=file]").set_input_files([])
+    _clear_import(page)
     page.set_input_files("#studio-import input[type=file]", str(source))
     drv.wait_summary(page, "s.startsWith('3 keyframes')")
     _wait_toast(page, "Imported a path with 3 keyframes")
