@@ -1,7 +1,8 @@
 """Gradio-facing wrappers around `studio.handlers`: session bootstrapping, error display, output tuples.
 
-Each wrapper turns an `InputError` into `gr.Error` (a visible message; the event's outputs, state
-included, are left unchanged) and returns the values for a fixed list of components.
+Each wrapper reports an `InputError` with `user_errors` (a toast in the browser, an error for API
+clients; the event's outputs, state included, are left unchanged) and returns the values for a fixed
+list of components.
 """
 from __future__ import annotations
 
@@ -18,15 +19,37 @@ from studio.figures import coverage_figure
 from studio.state import COVERAGE_WARN, Session
 
 
+API_CALLERS = ("api", "mcp")  # gradio_client / MCP send this in the x-gradio-user header
+
+
+def _from_api_client() -> bool:
+    """True when the running event was called through the API (or outside any request, e.g. tests)."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    if request is None:
+        return True
+    headers = getattr(request, "headers", None) or {}
+    return str(headers.get("x-gradio-user", "")).lower() in API_CALLERS
+
+
 def user_errors(fn):
-    """Show engine input errors as a gradio error toast (and to API clients) without a traceback."""
+    """Report engine input errors without a traceback and without touching the event's outputs.
+
+    In the browser: an error toast (gr.Warning titled "Error") and every output skipped, so gradio puts no
+    "Error" badges over the unchanged 3D view, table and sliders. API clients (gradio_client, MCP) get a
+    real error (gr.Error -> gradio_client AppError) with the same one-line message.
+    """
 
     @functools.wraps(fn)
     def run(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (InputError, WeightsMissingError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            if _from_api_client():
+                raise gr.Error(str(exc), print_exception=False) from None
+            gr.Warning(str(exc), title="Error")
+            return gr.skip()
 
     return run
 
@@ -180,13 +203,6 @@ def select_row(session, frame, table_mode, evt: gr.SelectData):
 @user_errors
 def select_number(session, number, frame, table_mode):
     return refresh(handlers.select_keyframe(session, int(number or 1) - 1), frame, table_mode)
-
-
-def figure_at(session, frame):
-    """The 3D view with the camera of `frame` highlighted (slider released)."""
-    if session is None or session.scene is None:
-        return gr.skip()
-    return plot_value(handlers.scene_figure(session, frame))
 
 
 def path_video(session, show_holes=False):

@@ -21,6 +21,8 @@ SELECTED_COLOUR = "#06b6d4"
 CURRENT_COLOUR = "#f97316"
 PATH_COLOUR = "#a855f7"
 CLOUD_TRACE = 0  # the JS click hook accepts clicks on this trace only
+CURRENT_TRACE_NAME = "current frame"
+FRAMES_META = "studio_frames"  # layout.meta key: per-frame highlight geometry for studio.js
 
 
 def _hex_colours(rgb: np.ndarray) -> list[str]:
@@ -28,21 +30,26 @@ def _hex_colours(rgb: np.ndarray) -> list[str]:
     return ["#%02x%02x%02x" % tuple(c) for c in rgb.tolist()]
 
 
-def frustum_lines(w2c: np.ndarray, fov_y_deg: float, aspect: float, size: float) -> np.ndarray:
-    """Polyline (display coords, NaN-separated) of a camera frustum: apex, image rectangle, up tick."""
+# a frustum polyline as indices into its 6 key points (apex, 4 image corners, up tick); -1 = a gap
+FRUSTUM_SEQUENCE = (0, 1, 2, 0, 3, 4, 0, -1, 1, 2, 3, 4, 1, -1, 1, 5, 2, -1)
+
+
+def frustum_points(w2c: np.ndarray, fov_y_deg: float, aspect: float, size: float) -> np.ndarray:
+    """[6, 3] display points of a camera frustum: apex, the image rectangle's corners, the up tick."""
     w2c = np.asarray(w2c, dtype=np.float64)
     rot, t = w2c[:3, :3], w2c[:3, 3]
     centre = -rot.T @ t
     hy = size * math.tan(math.radians(fov_y_deg) / 2)
     hx = hy * aspect
-    cam = np.array([[-hx, -hy, size], [hx, -hy, size], [hx, hy, size], [-hx, hy, size]])
-    corners = cam @ rot + centre  # rows: c2w rotation applied (rot.T @ p) + centre
-    tick = np.array([0.0, -hy * 1.4, size]) @ rot + centre  # a tip above the image's top edge (-y)
-    nan = np.full(3, np.nan)
-    seq = [centre, corners[0], corners[1], centre, corners[2], corners[3], centre, nan,
-           corners[0], corners[1], corners[2], corners[3], corners[0], nan,
-           corners[0], tick, corners[1], nan]
-    return to_display(np.array(seq))
+    cam = np.array([[-hx, -hy, size], [hx, -hy, size], [hx, hy, size], [-hx, hy, size],
+                    [0.0, -hy * 1.4, size]])  # the tick: a tip above the image's top edge (-y)
+    return to_display(np.vstack([centre, cam @ rot + centre]))  # rows: rot.T @ p + centre
+
+
+def frustum_lines(w2c: np.ndarray, fov_y_deg: float, aspect: float, size: float) -> np.ndarray:
+    """Polyline (display coords, NaN-separated) of a camera frustum: apex, image rectangle, up tick."""
+    pts = np.vstack([frustum_points(w2c, fov_y_deg, aspect, size), np.full((1, 3), np.nan)])
+    return pts[list(FRUSTUM_SEQUENCE)]
 
 
 def _lines_trace(polylines: list[np.ndarray], colour: str, width: float, name: str) -> go.Scatter3d:
@@ -75,14 +82,17 @@ def scene_figure(
     keyframes: list[tuple[np.ndarray, float]] = (),
     selected: int | None = None,
     path_centres: np.ndarray | None = None,
-    current: tuple[np.ndarray, float] | None = None,
+    frame_cameras: tuple[np.ndarray, np.ndarray] | None = None,
+    current: int = 0,
     uirevision: str = "scene",
 ) -> dict:
     """The 3D view: coloured points, numbered keyframe frustums, the path line, the current camera.
 
     xyz/rgb: world points and uint8 colours (already capped); keyframes: (w2c, fov_y_deg) pairs;
-    path_centres: world camera centres along the sampled path; current: (w2c, fov) of the preview frame.
-    Returns the figure as a plotly JSON dict (see `to_json`): plotly's per-element validation of 50k
+    path_centres: world camera centres along the sampled path; frame_cameras: (w2cs [T,4,4], fov_y_deg [T])
+    of every path frame, `current` the one highlighted. The frustum key points of every frame travel in
+    `layout.meta` (see `frame_geometry`) so the browser moves the highlight without a new figure.
+    Returns the figure as a plotly JSON dict (see `to_json`): plotly's per-element validation of many
     colour strings would take seconds, so the cloud colours are set after validation.
     """
     pts = to_display(xyz).astype(np.float32)  # float32 arrays travel as base64
@@ -109,28 +119,39 @@ def scene_figure(
             x=centres[:, 0], y=centres[:, 1], z=centres[:, 2], mode="text", name="keyframe numbers",
             text=[str(i + 1) for i in draw], textposition="top center",
             textfont=dict(color=KEYFRAME_COLOUR, size=12), hoverinfo="skip", showlegend=False))
-    if current is not None:
-        cur = frustum_lines(current[0], current[1], aspect, size * 1.2)
-        traces.append(_lines_trace([cur], CURRENT_COLOUR, 7, "current frame"))
+    meta = {}
+    if frame_cameras is not None and len(frame_cameras[0]):
+        geometry = frame_geometry(frame_cameras[0], frame_cameras[1], aspect, size * 1.2)
+        t = min(max(int(current), 0), len(geometry) - 1)
+        cur = np.vstack([geometry[t], np.full((1, 3), np.nan)])[list(FRUSTUM_SEQUENCE)]
+        meta = {FRAMES_META: {"trace": len(traces), "sequence": list(FRUSTUM_SEQUENCE),
+                              "points": np.round(geometry, 5).reshape(len(geometry), -1).tolist()}}
+        traces.append(_lines_trace([cur], CURRENT_COLOUR, 7, CURRENT_TRACE_NAME))
 
     # initial view: from behind and above the first camera, looking at the scene centre
     start = w2c_from_look([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
                           [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
-    camera = plotly_camera_from_pose(start, box, 1.9 * focus_distance)
+    camera = plotly_camera_from_pose(start, box, 1.9 * focus_distance, world_up=True)
     scene = box.layout()
     for name in ("xaxis", "yaxis", "zaxis"):
         scene[name].update(showbackground=False, showgrid=True, zeroline=False, title="",
                            showticklabels=False, showspikes=False)
     scene["camera"] = dict(camera, projection=dict(type="perspective"))
+    scene["dragmode"] = "turntable"  # the screen's up stays display +z (world up): no upside-down views
     fig = go.Figure(traces)
     fig.update_layout(
-        scene=scene, uirevision=uirevision, margin=dict(l=0, r=0, t=0, b=0), height=520,
+        scene=scene, uirevision=uirevision, meta=meta, margin=dict(l=0, r=0, t=0, b=0), height=520,
         legend=dict(orientation="h", y=0.02, x=0.01, bgcolor="rgba(255,255,255,0.6)"),
         paper_bgcolor="rgba(0,0,0,0)", clickmode="event",
     )
     data = fig.to_plotly_json()
     data["data"][CLOUD_TRACE]["marker"]["color"] = colours
     return data
+
+
+def frame_geometry(w2cs: np.ndarray, fovs_y_deg: np.ndarray, aspect: float, size: float) -> np.ndarray:
+    """[T, 6, 3] frustum key points (display coords, see `frustum_points`) of every path frame."""
+    return np.stack([frustum_points(w, f, aspect, size) for w, f in zip(np.asarray(w2cs), np.asarray(fovs_y_deg))])
 
 
 def to_json(figure: dict) -> str:

@@ -531,25 +531,24 @@ def coverage_warning(coverage: np.ndarray, frames: np.ndarray | None = None) -> 
 
 
 def scene_figure(session: Session | None, frame=None):
-    """The 3D view for the session (point cloud, keyframes, path, current frame)."""
+    """The 3D view for the session (point cloud, keyframes, path, every frame's camera for the highlight)."""
     if session is None or session.scene is None:
         return None
     session = with_cameras(session)
     cloud_xyz, cloud_rgb = session.preview.cloud
-    keyframes, centres, current = [], None, None
+    keyframes, centres, cams, current = [], None, None, 0
     selected = None
     if session.path is not None:
         keyframes = [(kf.w2c, kf.fov_y_deg) for kf in session.path.keyframes]
         selected = _selected(session)
         w2cs = session.frame_cams[0].double().numpy()
         centres = -np.einsum("tji,tj->ti", w2cs[:, :3, :3], w2cs[:, :3, 3])
+        fy = session.frame_cams[1].double().numpy()[:, 1, 1]
+        cams = (w2cs, np.degrees(2 * np.arctan(PREVIEW_SIZE[0] / (2 * fy))))
         if frame is not None:
-            t = min(max(int(frame), 0), session.num_frames - 1)
-            Ks = session.frame_cams[1].double().numpy()
-            fov = math.degrees(2 * math.atan(PREVIEW_SIZE[0] / (2 * Ks[t, 1, 1])))
-            current = (w2cs[t], fov)
+            current = min(max(int(frame), 0), session.num_frames - 1)
     return figures.scene_figure(
         cloud_xyz, cloud_rgb, box=view_box(session), aspect=MODEL_SIZE[1] / MODEL_SIZE[0],
         focus_distance=session.preview.focus_distance, keyframes=keyframes, selected=selected,
-        path_centres=centres, current=current, uirevision=session.scene_label,
+        path_centres=centres, frame_cameras=cams, current=current, uirevision=session.scene_label,
     )

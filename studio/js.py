@@ -3,17 +3,26 @@
 - READ_VIEW_JS (an event's `js=`, no Python fn) returns the live plotly camera of the 3D view, its axis
   ranges and aspect ratio as JSON into a hidden textbox; a `.then()` handler turns it into a pose with
   `studio.viewcam.pose_from_plotly_camera` (which inverts the display transform).
-- CLICK_HOOK_JS (Blocks/launch `js=`, runs once per page) listens for `plotly_click` on the 3D view,
-  re-attaching whenever gradio re-mounts the plot, and writes the clicked cloud point (display
-  coordinates) into a hidden textbox, firing its input event.
+- CLICK_HOOK_JS (launch `js=`, runs once per page) does three things for the 3D view, re-attaching
+  whenever gradio re-mounts the plot:
+  * writes a clicked cloud point (display coordinates) into a hidden textbox, firing its input event,
+    but only for a real click: plotly also fires `plotly_click` at the end of an orbit drag, so a click
+    whose pointer moved more than CLICK_SLOP_PX since the press is ignored;
+  * remembers the view the user orbited to (in display units) and puts it into every new figure
+    before plotly draws it (gradio calls `Plotly.react`, which we wrap): updates keep the user's view,
+    converted to the new figure's axis ranges, as long as the scene (`layout.uirevision`) is the same;
+- HIGHLIGHT_JS (the frame slider's `.change` `js=`, no Python fn) moves the current-frame frustum with
+  `Plotly.restyle` on that one trace, from the per-frame geometry the figure carries in
+  `layout.meta[FRAMES_META]` (see `studio.figures.scene_figure`): no figure round trip per frame.
 """
 from __future__ import annotations
 
-from studio.figures import CLOUD_TRACE
+from studio.figures import CLOUD_TRACE, FRAMES_META
 
 PLOT_ID = "studio-3d"
 VIEW_BOX_ID = "studio-view-camera"
 CLICK_BOX_ID = "studio-click-point"
+CLICK_SLOP_PX = 4
 
 READ_VIEW_JS = f"""
 () => {{
@@ -32,6 +41,7 @@ READ_VIEW_JS = f"""
 
 CLICK_HOOK_JS = f"""
 () => {{
+  const AXES = ['x', 'y', 'z'];
   const write = (payload) => {{
     const box = document.querySelector('#{CLICK_BOX_ID} textarea, #{CLICK_BOX_ID} input');
     if (!box) return;
@@ -39,16 +49,84 @@ CLICK_HOOK_JS = f"""
     Object.getOwnPropertyDescriptor(proto, 'value').set.call(box, payload);
     box.dispatchEvent(new Event('input', {{bubbles: true}}));
   }};
+  // normalised scene units <-> display units, from a scene's axis ranges and aspect ratio
+  const boxOf = (scene) => {{
+    if (!scene || !scene.aspectratio) return null;
+    const r = AXES.map((a) => scene[a + 'axis'] && scene[a + 'axis'].range);
+    if (r.some((v) => !v || v.length !== 2)) return null;
+    return {{mid: r.map((v) => (v[0] + v[1]) / 2),
+             unit: r.map((v, i) => (v[1] - v[0]) / scene.aspectratio[AXES[i]])}};
+  }};
+  const toDisplay = (p, box, dir) => AXES.map((a, i) => (dir ? 0 : box.mid[i]) + p[a] * box.unit[i]);
+  const toNorm = (p, box, dir) => Object.fromEntries(AXES.map((a, i) => [a, (p[i] - (dir ? 0 : box.mid[i])) / box.unit[i]]));
+  const saveView = (gd) => {{
+    try {{
+      const sc = gd._fullLayout.scene;
+      const cam = (gd.layout.scene && gd.layout.scene.camera) || sc.camera;
+      const box = boxOf(sc);
+      if (!cam || !cam.eye || !box) return;
+      window.__studioView = {{rev: gd.layout.uirevision, eye: toDisplay(cam.eye, box), center: toDisplay(cam.center, box),
+                             up: toDisplay(cam.up || {{x: 0, y: 0, z: 1}}, box, true)}};
+    }} catch (e) {{}}
+  }};
+  const keepView = () => {{
+    const P = window.Plotly;
+    if (!P || !P.react || P.__studioKeepView) return;
+    const react = P.react;
+    P.react = function (gd, data, layout) {{
+      try {{
+        const v = window.__studioView;
+        const inPlot = gd && gd.closest && gd.closest('#{PLOT_ID}');
+        const box = layout && boxOf(layout.scene);
+        if (inPlot && v && box && layout.uirevision === v.rev) {{
+          layout.scene.camera = Object.assign({{}}, layout.scene.camera || {{}}, {{
+            eye: toNorm(v.eye, box), center: toNorm(v.center, box), up: toNorm(v.up, box, true)}});
+        }}
+      }} catch (e) {{}}
+      return react.apply(this, arguments);
+    }};
+    P.__studioKeepView = true;
+  }};
   const attach = () => {{
+    keepView();
     const gd = document.querySelector('#{PLOT_ID} .js-plotly-plot');
-    if (!gd || !gd.on || gd.__studioClick) return;
-    gd.__studioClick = true;
+    if (!gd || !gd.on || gd.__studioHooks) return;
+    gd.__studioHooks = true;
+    let down = null, moved = 0;
+    gd.addEventListener('pointerdown', (e) => {{ down = [e.clientX, e.clientY]; moved = 0; }}, true);
+    gd.addEventListener('pointermove', (e) => {{
+      if (down) moved = Math.max(moved, Math.hypot(e.clientX - down[0], e.clientY - down[1]));
+    }}, true);
     gd.on('plotly_click', (ev) => {{
+      const drag = moved > {CLICK_SLOP_PX};
+      down = null; moved = 0;
+      if (drag) return;  // the end of an orbit drag, not a click
       const p = ev && ev.points && ev.points[0];
       if (!p || p.curveNumber !== {CLOUD_TRACE}) return;
       write(JSON.stringify({{x: p.x, y: p.y, z: p.z, t: Date.now()}}));
     }});
+    gd.on('plotly_relayout', (ev) => {{
+      if (ev && Object.keys(ev).some((k) => k.startsWith('scene.camera'))) saveView(gd);
+    }});
   }};
+  attach();
+  new MutationObserver(attach).observe(document.body, {{childList: true, subtree: true}});
   setInterval(attach, 500);
+}}
+"""
+
+HIGHLIGHT_JS = f"""
+(frame) => {{
+  const gd = document.querySelector('#{PLOT_ID} .js-plotly-plot');
+  const meta = gd && gd.layout && gd.layout.meta && gd.layout.meta.{FRAMES_META};
+  if (!meta || !window.Plotly || !meta.points.length) return [];
+  const t = Math.max(0, Math.min(meta.points.length - 1, Math.round(Number(frame) || 0)));
+  const p = meta.points[t];
+  const x = [], y = [], z = [];
+  for (const i of meta.sequence) {{
+    x.push(i < 0 ? null : p[3 * i]); y.push(i < 0 ? null : p[3 * i + 1]); z.push(i < 0 ? null : p[3 * i + 2]);
+  }}
+  window.Plotly.restyle(gd, {{x: [x], y: [y], z: [z]}}, [meta.trace]);
+  return [];
 }}
 """

@@ -108,29 +108,47 @@ def w2c_from_look(position, target, up_world) -> np.ndarray:
     return w2c
 
 
+VERTICAL_SIN = 1e-4  # views closer than this (sine of the angle) to straight down/up get FALLBACK_UP
+FALLBACK_UP_DISPLAY = np.array([0.0, 1.0, 0.0])  # straight down/up: the image top points into the scene
+
+
 def pose_from_plotly_camera(camera: dict, box: SceneBox) -> np.ndarray:
-    """w2c [4,4] of the view plotly shows for `camera` = {eye, center, up} (normalised scene units)."""
+    """w2c [4,4] of the view plotly shows for `camera` = {eye, center, up} (normalised scene units).
+
+    The image's up is `up` made orthogonal to the viewing direction, as plotly draws it. Looking
+    (almost) exactly along `up` (straight down or up in the turntable view) leaves the roll undefined;
+    then the top of the image points along display +y (away from the input camera) instead of failing.
+    """
     try:
         vec = {k: np.array([float(camera[k][a]) for a in "xyz"]) for k in ("eye", "center", "up")}
     except (KeyError, TypeError, ValueError):
         raise InputError("3D view camera: expected eye, center and up with x, y, z numbers") from None
     if not all(np.isfinite(v).all() for v in vec.values()):
         raise InputError("3D view camera: non-finite values")
-    eye = to_world(box.denormalise(vec["eye"]))
-    center = to_world(box.denormalise(vec["center"]))
-    # a direction: scale without the offset
-    up = to_world(vec["up"] / box._scale())
-    return w2c_from_look(eye, center, up)
+    eye_d, center_d = box.denormalise(vec["eye"]), box.denormalise(vec["center"])
+    up_d = vec["up"] / box._scale()  # a direction: scale without the offset
+    forward = center_d - eye_d
+    if np.linalg.norm(forward) < 1e-12 or np.linalg.norm(up_d) < 1e-12:
+        raise InputError("3D view camera: eye and center coincide or up is zero")
+    f, u = forward / np.linalg.norm(forward), up_d / np.linalg.norm(up_d)
+    if np.linalg.norm(np.cross(f, u)) < VERTICAL_SIN:
+        up_d = FALLBACK_UP_DISPLAY
+    return w2c_from_look(to_world(eye_d), to_world(center_d), to_world(up_d))
 
 
-def plotly_camera_from_pose(w2c: np.ndarray, box: SceneBox, focus_distance: float) -> dict:
-    """The plotly camera {eye, center, up} showing pose `w2c`, orbiting a point `focus_distance` ahead."""
+def plotly_camera_from_pose(w2c: np.ndarray, box: SceneBox, focus_distance: float,
+                            world_up: bool = False) -> dict:
+    """The plotly camera {eye, center, up} showing pose `w2c`, orbiting a point `focus_distance` ahead.
+
+    world_up: up = display +z (what plotly's turntable drag keeps) instead of the pose's own image up;
+    the view then has the pose's position and direction with no roll.
+    """
     w2c = np.asarray(w2c, dtype=np.float64)
     rot = w2c[:3, :3]
     eye = -rot.T @ w2c[:3, 3]
     forward, down = rot[2], rot[1]
     center = eye + forward * float(focus_distance)
-    up_n = to_display(-down) * box._scale()
+    up_n = np.array([0.0, 0.0, 1.0]) if world_up else to_display(-down) * box._scale()
     up_n /= np.linalg.norm(up_n)
     as_xyz = lambda v: {a: float(x) for a, x in zip("xyz", v)}  # noqa: E731
     return {

@@ -111,7 +111,7 @@ def test_figures_frustum_and_sampling():
     xyz = rng.normal(size=(200, 3)) + [0, 0, 3]
     fig = scene_figure(xyz, rng.integers(0, 255, (200, 3)), box=SceneBox.around(to_display(xyz)), aspect=1.5,
                        focus_distance=3.0, keyframes=[(np.eye(4), 50.0)], selected=0,
-                       path_centres=np.zeros((3, 3)), current=(np.eye(4), 50.0))
+                       path_centres=np.zeros((3, 3)), frame_cameras=(np.stack([np.eye(4)] * 3), np.full(3, 50.0)))
     assert len(fig["data"][0]["marker"]["color"]) == 200 and fig["layout"]["uirevision"] == "scene"
     assert fig["data"][0]["marker"]["color"][0].startswith("#")
     text = to_json(fig)
