@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .mp4 file")
     p.add_argument("--side-by-side", action="store_true", help="write [warped preview | video] side by side")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--placement", default="low_memory", help="low_memory (default) or resident")
+    p.add_argument("--placement", default="auto",
+                   help="auto (default: resident on a GPU with >= 60 GiB, else low_memory), low_memory or resident")
     p.add_argument("--batch-cfg", action="store_true",
                    help="run cond + uncond as one batch-2 forward (same result, more GPU memory)")
     p.add_argument("--no-text-encoder", action="store_true",
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate_args(args) -> Path:
-    from engine.pipeline import PLACEMENTS
+    from engine.pipeline import PLACEMENTS, resolve_placement
     from engine.sampler import CFG_POLICIES
 
     if args.frames < 2:
@@ -117,7 +118,7 @@ def run(args) -> dict:
 
     from engine import cameras, depth as depth_mod, images, video
     from engine.models.config import Gen3CConfig
-    from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline
+    from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline, resolve_placement
 
     t0 = time.perf_counter()
     out = _validate_args(args)
@@ -136,7 +137,7 @@ def run(args) -> dict:
     moge = args.moge or depth_mod.find_moge_weights(root)
     estimator = None
     if moge is not None:
-        if args.placement == "resident":
+        if resolve_placement(args.placement, device) == "resident":
             estimator = depth_mod.MoGeEstimator(str(moge), device=device)
         else:  # low memory: load MoGe for each estimate and free it right after
             def estimator(frame, _path=str(moge)):

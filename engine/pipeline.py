@@ -63,7 +63,19 @@ DEFAULT_NEGATIVE = (
     "effects, fake elements, unconvincing visuals, poorly edited content, jump cuts, visual noise, and "
     "flickering. Overall, the video is of poor quality."
 )
-PLACEMENTS = ("low_memory", "resident")
+PLACEMENTS = ("auto", "low_memory", "resident")
+RESIDENT_MIN_GPU_BYTES = 60 * 1024**3  # DiT + T5 + MoGe weights and an untiled VAE decode peak (~56 GB)
+
+
+def resolve_placement(placement: str, device: torch.device) -> str:
+    """``"auto"``: everything resident (exact, untiled VAE) on a GPU with >= 60 GiB, else ``"low_memory"``."""
+    if placement not in PLACEMENTS:
+        raise InputError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
+    if placement != "auto":
+        return placement
+    if device.type == "cuda" and torch.cuda.get_device_properties(device).total_memory >= RESIDENT_MIN_GPU_BYTES:
+        return "resident"
+    return "low_memory" if device.type == "cuda" else "resident"
 
 __all__ = ["DEFAULT_NEGATIVE", "PLACEMENTS", "Gen3CPipeline", "GenerationResult", "chunk_plan"]
 
@@ -119,8 +131,7 @@ class Gen3CPipeline:
                  depth_estimator=None, depth_estimator_loader: Callable | None = None,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
                  placement: str = "low_memory", batch_cfg: bool = False):
-        if placement not in PLACEMENTS:
-            raise InputError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
+        placement = resolve_placement(placement, torch.device(device))
         self.config = config
         self.transformer = transformer
         self.vae = vae
@@ -139,7 +150,7 @@ class Gen3CPipeline:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, weights_dir=None, device=None, dtype=None, placement: str = "low_memory",
+    def from_pretrained(cls, weights_dir=None, device=None, dtype=None, placement: str = "auto",
                         depth_estimator=None, batch_cfg: bool = False, zero_text: bool = False,
                         attention: str | None = "auto", text_cache_dir="default") -> "Gen3CPipeline":
         """Load the weights folder (``weights_dir``, else $GEN3C_WEIGHTS, else ./weights; layout in engine/API.md).
@@ -156,14 +167,14 @@ class Gen3CPipeline:
         from engine.models.vae import VaeTiling, load_vae
         from engine.models.weights import find_weights
 
-        if placement not in PLACEMENTS:
-            raise InputError(f"unknown placement {placement!r}; expected one of {', '.join(PLACEMENTS)}")
+        resolve_placement(placement, torch.device("cpu"))  # validate the name before any work
         status = find_weights(weights_dir)
         status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "tokenizer")))
         root = Path(status.root)
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype is None:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        placement = resolve_placement(placement, device)
         config = Gen3CConfig.load(root)
         transformer = load_transformer(root, device, dtype, attention=attention).eval()
         tiling = VaeTiling() if placement == "low_memory" and device.type == "cuda" else None

@@ -356,7 +356,8 @@ def test_from_pretrained_reads_shapes_from_the_folder(tiny_dir):
     from engine.models import Gen3CConfig
 
     cfg = Gen3CConfig.load(tiny_dir)
-    pipe = Gen3CPipeline.from_pretrained(tiny_dir, device="cpu", text_cache_dir=None)
+    pipe = Gen3CPipeline.from_pretrained(tiny_dir, device="cpu", text_cache_dir=None,
+                                         placement="low_memory")
     assert (pipe.height, pipe.width, pipe.chunk_frames, pipe.fps) == (cfg.height, cfg.width, cfg.chunk_frames, cfg.fps)
     assert pipe.latent_shape() == (1, cfg.latent_channels, cfg.latent_frames, cfg.latent_height, cfg.latent_width)
     h, w = cfg.height, cfg.width
@@ -380,3 +381,12 @@ def test_from_pretrained_missing_weights(tmp_path):
         Gen3CPipeline.from_pretrained(tmp_path / "nothing", device="cpu")
     with pytest.raises(InputError, match="placement"):
         Gen3CPipeline.from_pretrained(tmp_path / "nothing", device="cpu", placement="everywhere")
+
+
+def test_auto_placement_is_resident_on_cpu_and_names_are_checked():
+    from engine.pipeline import resolve_placement
+
+    assert resolve_placement("auto", torch.device("cpu")) == "resident"
+    assert resolve_placement("low_memory", torch.device("cpu")) == "low_memory"
+    with pytest.raises(InputError, match="placement"):
+        resolve_placement("everywhere", torch.device("cpu"))
