@@ -33,12 +33,28 @@ def _from_api_client() -> bool:
     return str(headers.get("x-gradio-user", "")).lower() in API_CALLERS
 
 
+def error_toast(message: str) -> None:
+    """An error toast in the page without failing the event (gradio's own gr.Info/gr.Warning path,
+    level "error", which its log message and frontend support); gr.Warning where that is unavailable."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    if queue is not None and event_id is not None:
+        try:
+            queue.log_message(event_id=event_id, log=message, title="Error", level="error")
+            return
+        except Exception:  # noqa: BLE001 - a gradio internals change must still show the message
+            pass
+    gr.Warning(message, title="Error")
+
+
 def user_errors(fn):
     """Report engine input errors without a traceback and without touching the event's outputs.
 
-    In the browser: an error toast (gr.Warning titled "Error") and every output skipped, so gradio puts no
-    "Error" badges over the unchanged 3D view, table and sliders. API clients (gradio_client, MCP) get a
-    real error (gr.Error -> gradio_client AppError) with the same one-line message.
+    In the browser: an error toast and every output skipped (gr.skip()), so gradio puts no "Error"
+    badges over the unchanged 3D view, table and sliders. API clients (gradio_client, MCP) get a real
+    error (gr.Error -> gradio_client AppError) with the same one-line message.
     """
 
     @functools.wraps(fn)
@@ -48,7 +64,7 @@ def user_errors(fn):
         except (InputError, WeightsMissingError) as exc:
             if _from_api_client():
                 raise gr.Error(str(exc), print_exception=False) from None
-            gr.Warning(str(exc), title="Error")
+            error_toast(str(exc))
             return gr.skip()
 
     return run

@@ -13,7 +13,23 @@ import plotly.graph_objects as go
 
 from studio.viewcam import SceneBox, plotly_camera_from_pose, to_display, w2c_from_look
 
-POINT_BUDGET = 50_000
+def _point_budget(default: int = 20_000) -> int:
+    """The cloud's point budget: $GEN3C_STUDIO_POINTS (1,000-500,000) or `default`."""
+    import os
+
+    raw = os.environ.get("GEN3C_STUDIO_POINTS", "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"GEN3C_STUDIO_POINTS must be a whole number, got {raw!r}") from None
+    if not 1_000 <= value <= 500_000:
+        raise ValueError(f"GEN3C_STUDIO_POINTS must be in 1000..500000, got {value}")
+    return value
+
+
+POINT_BUDGET = _point_budget()
 MARKER_SIZE = 1.5
 MAX_FRUSTUMS = 24  # more keyframes than this (presets: one per frame) -> draw every n-th
 KEYFRAME_COLOUR = "#3b82f6"

@@ -13,7 +13,8 @@
     converted to the new figure's axis ranges, as long as the scene (`layout.uirevision`) is the same;
 - HIGHLIGHT_JS (the frame slider's `.change` `js=`, no Python fn) moves the current-frame frustum with
   `Plotly.restyle` on that one trace, from the per-frame geometry the figure carries in
-  `layout.meta[FRAMES_META]` (see `studio.figures.scene_figure`): no figure round trip per frame.
+  `layout.meta[FRAMES_META]` (see `studio.figures.scene_figure`): no figure round trip per frame. It
+  waits until the slider rests (HIGHLIGHT_IDLE_MS), as every restyle re-draws the whole WebGL scene.
 """
 from __future__ import annotations
 
@@ -115,18 +116,28 @@ CLICK_HOOK_JS = f"""
 }}
 """
 
+HIGHLIGHT_IDLE_MS = 400
+
 HIGHLIGHT_JS = f"""
 (frame) => {{
-  const gd = document.querySelector('#{PLOT_ID} .js-plotly-plot');
-  const meta = gd && gd.layout && gd.layout.meta && gd.layout.meta.{FRAMES_META};
-  if (!meta || !window.Plotly || !meta.points.length) return [];
-  const t = Math.max(0, Math.min(meta.points.length - 1, Math.round(Number(frame) || 0)));
-  const p = meta.points[t];
-  const x = [], y = [], z = [];
-  for (const i of meta.sequence) {{
-    x.push(i < 0 ? null : p[3 * i]); y.push(i < 0 ? null : p[3 * i + 1]); z.push(i < 0 ? null : p[3 * i + 2]);
-  }}
-  window.Plotly.restyle(gd, {{x: [x], y: [y], z: [z]}}, [meta.trace]);
+  // Each restyle re-draws the whole WebGL scene (seconds on a GPU-less client at 50k points), so the
+  // highlight follows once the slider has rested {HIGHLIGHT_IDLE_MS} ms: scrubbing keeps the page free for
+  // the preview image.
+  clearTimeout(window.__studioHighlight);
+  window.__studioHighlight = setTimeout(() => {{
+    const gd = document.querySelector('#{PLOT_ID} .js-plotly-plot');
+    const meta = gd && gd.layout && gd.layout.meta && gd.layout.meta.{FRAMES_META};
+    if (!meta || !window.Plotly || !meta.points.length) return;
+    const t = Math.max(0, Math.min(meta.points.length - 1, Math.round(Number(frame) || 0)));
+    if (gd.__studioHighlighted === meta.points[t]) return;
+    const p = meta.points[t];
+    const x = [], y = [], z = [];
+    for (const i of meta.sequence) {{
+      x.push(i < 0 ? null : p[3 * i]); y.push(i < 0 ? null : p[3 * i + 1]); z.push(i < 0 ? null : p[3 * i + 2]);
+    }}
+    gd.__studioHighlighted = p;
+    window.Plotly.restyle(gd, {{x: [x], y: [y], z: [z]}}, [meta.trace]);
+  }}, {HIGHLIGHT_IDLE_MS});
   return [];
 }}
 """
