@@ -20,4 +20,10 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -r requirements.txt
+# MoGe's metadata pulls the GUI build of OpenCV (needs libGL); both builds provide `cv2`, so keep only the
+# headless one, reinstalled so its files are the ones on disk.
+if .venv/bin/python -m pip show -q opencv-python >/dev/null 2>&1; then
+  .venv/bin/python -m pip uninstall -q -y opencv-python
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "$(.venv/bin/python -m pip freeze | grep -i '^opencv-python-headless==')"
+fi
 .venv/bin/python -c "import torch, gradio, diffusers, moge; print('setup: ok  torch', torch.__version__, ' gradio', gradio.__version__, ' diffusers', diffusers.__version__)"
