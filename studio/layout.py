@@ -216,7 +216,7 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
         # preview
         frame.change(**frame_io, trigger_mode="always_last", api_name="render_frame")
         holes.input(**frame_io, api_name=False)
-        frame.release(events.figure_at, [session, frame], [plot], show_progress="hidden", api_name=False)
+        frame.change(None, [frame], None, js=js.HIGHLIGHT_JS, api_name=False)  # 3D highlight, in the browser
         revision.change(events.path_video, [session, holes], [video, cov_plot, cov_warn], trigger_mode="always_last",
                         show_progress="minimal", api_name=False, concurrency_id="preview-video")
 

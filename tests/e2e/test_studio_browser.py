@@ -293,8 +293,6 @@ def test_import_exported_project_file_round_trips(studio_page, tmp_path):
 
 
 # last: the bug it shows edits keyframe 1 (an undoable edit the tests above must not see)
-@pytest.mark.xfail(strict=True, reason="studio bug: plotly fires plotly_click at the end of an orbit drag over the "
-                   "cloud and studio.js CLICK_HOOK_JS turns the selected keyframe toward that point")
 def test_orbit_drag_ending_on_the_cloud_does_not_edit_keyframes(studio_page):
     page = studio_page
     drv.scroll_table(page, False)
