@@ -26,7 +26,7 @@ def browser_context(studio_server, tmp_path_factory):
 
     downloads = tmp_path_factory.mktemp("downloads")
     with sync_playwright() as pw:
-        ctx = launch_browser(pw, downloads)
+        ctx = launch_browser(pw, downloads, fast=True)
         ctx.set_default_timeout(60_000)
         yield ctx
         close_browser(ctx)

@@ -22,7 +22,12 @@ CHROMIUM = "/usr/bin/chromium"
 # without the background-networking flags Chromium keeps dialing out on the closed network
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1600, "height": 1200}
+VIEWPORT = {"width": 1600, "height": 1200}  # the benchmark's browser: a desktop window, default WebGL
+# The tests' browser: a laptop-sized window and no WebGL multisampling. Without a GPU every redraw of the
+# 3D view is rasterised by SwiftShader on the CPU; 4x MSAA about doubles that cost (measured ~1.1 s ->
+# ~0.5 s per orbit frame at load ~6) and a smaller plot has fewer pixels. Page behaviour is unchanged.
+TEST_VIEWPORT = {"width": 1280, "height": 900}
+FAST_WEBGL_ARGS = ["--webgl-antialiasing-mode=none"]
 
 PLOT = "#studio-3d .js-plotly-plot"
 PREVIEW_IMG = "#studio-preview img"
@@ -101,11 +106,14 @@ class StudioServer:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def launch_browser(playwright, downloads: Path | None = None):
-    """A persistent Chromium context on a fresh profile dir (removed by `close_browser`)."""
+def launch_browser(playwright, downloads: Path | None = None, fast: bool = False):
+    """A persistent Chromium context on a fresh profile dir (removed by `close_browser`).
+
+    fast: the tests' cheaper software WebGL and smaller window (`TEST_VIEWPORT`, `FAST_WEBGL_ARGS`)."""
     profile = tempfile.mkdtemp(prefix="gen3c-e2e-chromium-")
     ctx = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT,
+        profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + (FAST_WEBGL_ARGS if fast else []),
+        viewport=TEST_VIEWPORT if fast else VIEWPORT,
         accept_downloads=True, downloads_path=str(downloads) if downloads else None)
     ctx._e2e_profile = profile
     return ctx
@@ -304,19 +312,45 @@ def set_slider(page, elem_id: str, value: float) -> None:
     }""", [elem_id, value])
 
 
+JS_AFTER_FRAMES = """() => new Promise((resolve) => setTimeout(
+    () => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true))), 60))"""
+
+
 def drag_plot(page, dx: float, dy: float, steps: int | None = None, start=(0.5, 0.5)) -> None:
-    """Orbit the 3D view with a left-button mouse drag across its canvas, in ~3 px mouse steps (plotly's
-    orbit control jumps erratically on coarse steps in headless Chromium)."""
-    steps = steps or max(1, int(max(abs(dx), abs(dy)) / 3))
+    """Orbit the 3D view with a left-button mouse drag across its canvas in ~20 px mouse steps (the
+    turntable control follows coarse steps; each step is a software-WebGL redraw of the whole view)."""
+    steps = steps or max(2, round(max(abs(dx), abs(dy)) / 20))
     plot = page.locator(PLOT)
     plot.scroll_into_view_if_needed()
     box = plot.bounding_box()
     x0, y0 = box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1]
     page.mouse.move(x0, y0)
     page.mouse.down()
+    page.evaluate(JS_AFTER_FRAMES)
     for k in range(1, steps + 1):
         page.mouse.move(x0 + dx * k / steps, y0 + dy * k / steps)
+        page.evaluate(JS_AFTER_FRAMES)
     page.mouse.up()
+
+
+def cloud_point_under_mouse(page, candidates=((0.5, 0.5), (0.5, 0.6), (0.4, 0.55), (0.6, 0.55), (0.5, 0.7))):
+    """A spot of the 3D view (fractions of its box) where the mouse is over a point of the cloud, as plotly's
+    own hover picking reports it; None if no candidate is."""
+    box = page.locator(PLOT).bounding_box()
+    for fx, fy in candidates:
+        page.mouse.move(box["x"] + 2, box["y"] + 2)  # off the spot first, so hovering it is a new hover
+        page.evaluate(f"""() => {{ const gd = document.querySelector('{PLOT}');
+          const cloud = gd._fullData.findIndex((t) => t.name === 'point cloud');
+          window.__e2eHover = new Promise((resolve) => {{
+            const done = (v) => {{ gd.removeListener('plotly_hover', on); resolve(v); }};
+            const on = (ev) => {{ const p = ev && ev.points && ev.points[0]; if (p && p.curveNumber === cloud) done(true); }};
+            gd.on('plotly_hover', on);
+            setTimeout(() => done(false), 3000);
+          }}); }}""")
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+        if page.evaluate("() => window.__e2eHover"):
+            return fx, fy
+    return None
 
 
 def error_toasts(page) -> list[str]:

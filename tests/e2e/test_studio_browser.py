@@ -293,13 +293,25 @@ def test_import_exported_project_file_round_trips(studio_page, tmp_path):
 
 
 # last: the bug it shows edits keyframe 1 (an undoable edit the tests above must not see)
+@pytest.mark.xfail(strict=True, reason="studio bug: plotly's gl3d scene emits plotly_click when the button goes down "
+                   "over a point (and again on redraws while it is held), before any mouse move, so CLICK_HOOK_JS's "
+                   "drag-distance check sees 0 px and aims the selected keyframe at the point under the press")
 def test_orbit_drag_ending_on_the_cloud_does_not_edit_keyframes(studio_page):
     page = studio_page
     drv.scroll_table(page, False)
     first = drv.table_row(page, 1)
     page.evaluate("() => { window.__e2eClick = 0; const b = document.querySelector('#studio-click-point textarea, "
                   "#studio-click-point input'); if (b) b.addEventListener('input', () => window.__e2eClick++); }")
-    drv.orbit(page, 40, 0)
+    drv.wait_plot_stable(page)
+    before = drv.view_camera(page)["layout"]["eye"]
+    start = drv.cloud_point_under_mouse(page)
+    assert start is not None, "no point of the cloud found under the mouse"
+    drv.drag_plot(page, 40, 0, start=start)  # pressed on a cloud point, moved, released over the cloud
     drv.wait_plot_stable(page)
     assert page.evaluate("() => window.__e2eClick") == 0, "an orbit drag was sent to the studio as a point click"
     assert drv.table_row(page, 1) == first
+    after = drv.view_camera(page)
+    assert not np.allclose([after["layout"]["eye"][a] for a in "xyz"], [before[a] for a in "xyz"], atol=1e-3), \
+        "the drag did not orbit the view"
+    np.testing.assert_allclose([after["layout"]["eye"][a] for a in "xyz"], [after["live"]["eye"][a] for a in "xyz"],
+                               atol=1e-6)
