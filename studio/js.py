@@ -6,8 +6,9 @@
 - CLICK_HOOK_JS (launch `js=`, runs once per page) does three things for the 3D view, re-attaching
   whenever gradio re-mounts the plot:
   * writes a clicked cloud point (display coordinates) into a hidden textbox, firing its input event,
-    but only for a real click: plotly also fires `plotly_click` at the end of an orbit drag, so a click
-    whose pointer moved more than CLICK_SLOP_PX since the press is ignored;
+    but only for a real click: plotly's gl3d emits `plotly_click` on the press (and on redraws while the
+    button is held), so the point is sent on release, and only when the pointer moved at most
+    CLICK_SLOP_PX since the press (an orbit drag is not a click);
   * remembers the view the user orbited to (in display units) and puts it into every new figure
     before plotly draws it (gradio calls `Plotly.react`, which we wrap): updates keep the user's view,
     converted to the new figure's axis ranges, as long as the scene (`layout.uirevision`) is the same;
@@ -24,6 +25,7 @@ PLOT_ID = "studio-3d"
 VIEW_BOX_ID = "studio-view-camera"
 CLICK_BOX_ID = "studio-click-point"
 CLICK_SLOP_PX = 4
+CLICK_LATE_MS = 2000  # plotly_click arriving this long after a click's release still counts
 
 READ_VIEW_JS = f"""
 () => {{
@@ -88,23 +90,37 @@ CLICK_HOOK_JS = f"""
     }};
     P.__studioKeepView = true;
   }};
+  // plotly's gl3d scene emits plotly_click when the button goes down over a point (and again on redraws
+  // while it is held), so a point is only sent once the button comes up without having moved.
+  const press = {{down: null, moved: 0, pending: null, lastUp: null}};
+  window.addEventListener('pointerup', () => {{
+    if (!press.down) return;
+    const click = press.moved <= {CLICK_SLOP_PX};
+    if (click && press.pending) write(press.pending);
+    press.lastUp = {{click: click, t: performance.now()}};
+    press.down = null; press.pending = null;
+  }}, true);
   const attach = () => {{
     keepView();
     const gd = document.querySelector('#{PLOT_ID} .js-plotly-plot');
     if (!gd || !gd.on || gd.__studioHooks) return;
     gd.__studioHooks = true;
-    let down = null, moved = 0;
-    gd.addEventListener('pointerdown', (e) => {{ down = [e.clientX, e.clientY]; moved = 0; }}, true);
+    gd.addEventListener('pointerdown', (e) => {{
+      press.down = [e.clientX, e.clientY]; press.moved = 0; press.pending = null;
+    }}, true);
     gd.addEventListener('pointermove', (e) => {{
-      if (down) moved = Math.max(moved, Math.hypot(e.clientX - down[0], e.clientY - down[1]));
+      if (press.down) press.moved = Math.max(press.moved, Math.hypot(e.clientX - press.down[0], e.clientY - press.down[1]));
     }}, true);
     gd.on('plotly_click', (ev) => {{
-      const drag = moved > {CLICK_SLOP_PX};
-      down = null; moved = 0;
-      if (drag) return;  // the end of an orbit drag, not a click
       const p = ev && ev.points && ev.points[0];
       if (!p || p.curveNumber !== {CLOUD_TRACE}) return;
-      write(JSON.stringify({{x: p.x, y: p.y, z: p.z, t: Date.now()}}));
+      const payload = JSON.stringify({{x: p.x, y: p.y, z: p.z, t: Date.now()}});
+      if (press.down) {{ press.pending = payload; return; }}  // decided on release
+      // emitted after the release: a click only if that release ended no drag, just now, once
+      // (a quick click: plotly picks on its next software-WebGL draw, which can take a second without a GPU)
+      const up = press.lastUp;
+      press.lastUp = null;
+      if (up && up.click && performance.now() - up.t < {CLICK_LATE_MS}) write(payload);
     }});
     gd.on('plotly_relayout', (ev) => {{
       if (ev && Object.keys(ev).some((k) => k.startsWith('scene.camera'))) saveView(gd);
