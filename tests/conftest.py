@@ -1,7 +1,6 @@
 """Shared test fixtures: reference tensors from the official GEN3C code, temp dirs, thread settings."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -14,19 +13,9 @@ import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-FIXTURES = Path(__file__).parent / "fixtures" / "gen3c_ref"
+from reference_fixtures import FIXTURES  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_fixture(name: str) -> dict:
-    """All tensors of fixtures/gen3c_ref/<name>.safetensors as a dict of torch tensors."""
-    from safetensors.torch import load_file
-
-    return load_file(str(FIXTURES / f"{name}.safetensors"))
-
-
-def load_fixture_meta(name: str) -> dict:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
 @pytest.fixture(scope="session")

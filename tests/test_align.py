@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_fixture
+from reference_fixtures import load_fixture
 from engine import align
 from engine.align import AlignmentWarning, align_depth
 from engine.errors import InputError

@@ -7,7 +7,7 @@ import torch
 from engine.cache3d import Cache3D
 from engine.errors import InputError
 from engine.warp import splat_reference
-from tests.conftest import load_fixture
+from reference_fixtures import load_fixture
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import load_fixture
+from reference_fixtures import load_fixture
 
 from engine.cameras import (
     PRESETS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import load_fixture, load_fixture_meta
+from reference_fixtures import load_fixture, load_fixture_meta
 from engine.convert import dit_from_official
 from engine.errors import InputError
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_fixture
+from reference_fixtures import load_fixture
 from engine.errors import InputError
 from engine.foreground import apply_foreground_mask, occluder_mask, occluder_mesh, rasterize_depth
 

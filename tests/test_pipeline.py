@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_fixture, load_fixture_meta
+from reference_fixtures import load_fixture, load_fixture_meta
 from engine.depth import DepthResult
 from engine.errors import Cancelled, InputError
 from engine.images import to_model_tensor

@@ -6,7 +6,7 @@ import threading
 import pytest
 import torch
 
-from conftest import load_fixture, load_fixture_meta
+from reference_fixtures import load_fixture, load_fixture_meta
 from engine import sampler as S
 from engine.errors import Cancelled, InputError
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_fixture
+from reference_fixtures import load_fixture
 from engine.depth import DepthResult
 from engine.errors import InputError
 from engine.scene import Scene, build_scene, write_ply

@@ -8,7 +8,7 @@ from engine.errors import InputError
 from engine.geometry import reliable_depth_mask, unproject_depth
 from engine import warp
 from engine.warp import splat, splat_reference
-from tests.conftest import load_fixture
+from reference_fixtures import load_fixture
 
 KERNELS = ["torch"] + (["numba"] if warp._nb is not None else [])
 
