@@ -2,8 +2,12 @@
 generation below. Every important component has a stable `elem_id` (prefix `studio-`) for browser tests.
 
 Named API endpoints (gradio_client): /load_sample, /set_preset, /add_keyframe, /render_frame, /export_path.
+/load_sample and /load_image return the scene status, the REFRESH values (see `events.refresh`), then the
+default preset's kind, rotation, distance and corrected flag (the new path's preset controls).
 """
 from __future__ import annotations
+
+import functools
 
 import gradio as gr
 
@@ -14,6 +18,12 @@ CSS = """
 #studio-3d {min-height: 520px;}
 .studio-help {font-size: 0.85em; opacity: 0.8;}
 .studio-tools button {min-width: 0 !important;}
+/* keyframe table: all 8 columns (down to "fov") fit the centre column of a 1280 px window; wider numbers
+   scroll horizontally inside the table */
+#studio-keyframes table {font-size: 0.82em;}
+#studio-keyframes th, #studio-keyframes td {padding-left: 3px !important; padding-right: 3px !important;
+  min-width: 0 !important;}
+#studio-keyframes .cell-wrap, #studio-keyframes .header-content {padding: 0 !important; min-width: 0 !important;}
 """
 
 HELP_3D = ("Drag to orbit, scroll to zoom, right-drag to pan. **Add from 3D view** adds the camera you see "
@@ -54,7 +64,9 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
                     depth = gr.File(label="Depth file (optional: .npy/.npz/16-bit PNG/.exr)",
                                     file_types=[".npy", ".npz", ".png", ".exr"], elem_id="studio-depth")
                     with gr.Row():
-                        fov = gr.Number(None, label="FOV y (deg; depth file without K)", elem_id="studio-fov")
+                        # Textbox, not Number: gradio 6's Number shows an unset value as 0
+                        fov = gr.Textbox("", label="FOV y (deg; depth file without K)", elem_id="studio-fov",
+                                         placeholder="empty: from the depth file / MoGe")
                         fit = gr.Radio(["crop", "pad"], value="crop", label="Fit to 1280x704", elem_id="studio-fit")
                     build_btn = gr.Button("Build scene from image", elem_id="studio-build-scene")
                     scene_status = gr.Markdown("No scene loaded.", elem_id="studio-scene-status")
@@ -92,7 +104,8 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
                     with gr.Accordion("Add a keyframe by numbers", open=False):
                         kf_pos = gr.Textbox("0 0 -0.3", label="Position x y z", elem_id="studio-kf-position")
                         kf_look = gr.Textbox("0 0 1", label="Look at x y z", elem_id="studio-kf-lookat")
-                        kf_fov = gr.Number(None, label="FOV y (deg; empty = scene's)", elem_id="studio-kf-fov")
+                        kf_fov = gr.Textbox("", label="FOV y (deg; empty = scene's)", elem_id="studio-kf-fov",
+                                            placeholder="scene's FOV")
                         add_num_btn = gr.Button("Add keyframe", elem_id="studio-add-numbers", size="sm")
                         gr.Markdown("World axes are the input camera's: x right, y down, z forward.",
                                     elem_classes="studio-help")
@@ -163,6 +176,8 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
 
         refresh_out = [session, plot, table, frame, selected, path_info, revision, undo_btn, redo_btn, interp,
                        const_speed, chunks]
+        # a new scene starts on the default preset: its controls show it too (appended after refresh_out)
+        scene_out = [scene_status] + refresh_out + [preset, rotation, distance, corrected]
         ctx = [frame, table_mode]
         frame_io = dict(fn=events.render_frame, inputs=[session, frame, holes], outputs=[preview, coverage],
                         show_progress="hidden")
@@ -171,13 +186,13 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
             return ev.then(**frame_io, api_name=False)
 
         # scene
-        after(load_btn.click(events.load_sample, [session, sample], [scene_status] + refresh_out,
+        after(load_btn.click(_show_default_preset(events.load_sample), [session, sample], scene_out,
                              api_name="load_sample"))
-        after(build_btn.click(events.load_upload, [session, image, depth, fov, fit, weights_state],
-                              [scene_status] + refresh_out, api_name="load_image", concurrency_id="gpu",
-                              concurrency_limit=1))
+        after(build_btn.click(_show_default_preset(events.load_upload), [session, image, depth, fov, fit,
+                                                                         weights_state],
+                              scene_out, api_name="load_image", concurrency_id="gpu", concurrency_limit=1))
         if default_sample:
-            after(demo.load(events.load_sample, [session, sample], [scene_status] + refresh_out, api_name=False))
+            after(demo.load(_show_default_preset(events.load_sample), [session, sample], scene_out, api_name=False))
         demo.load(events.weights_panel, [weights_state], [weights_md, gen_btn], api_name=False)
         demo.unload(events.on_unload)
 
@@ -232,6 +247,21 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
             [result, result_file, gen_status], api_name="generate", concurrency_limit=1, concurrency_id="gpu")
         cancel_btn.click(events.cancel_generation, [session], [gen_status], cancels=[gen_event], api_name=False)
     return demo
+
+
+def _show_default_preset(load_fn):
+    """`load_fn` (scene status + REFRESH values) followed by the default preset's kind, rotation, distance and
+    corrected flag, which the new scene's path was built with; a skipped (failed) load stays skipped."""
+
+    @functools.wraps(load_fn)  # keeps the signature: gradio still injects gr.Request / gr.Progress
+    def run(*args, **kwargs):
+        out = load_fn(*args, **kwargs)
+        if not isinstance(out, tuple):
+            return out
+        d = handlers.DEFAULT_PRESET
+        return out + (d["kind"], d["rotation"], d["distance"], d["corrected"])
+
+    return run
 
 
 def _drop_session(value) -> None:

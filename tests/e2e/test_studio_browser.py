@@ -115,6 +115,10 @@ def test_opens_with_sample_scene_3d_view_and_preview(studio_page, scene):
                          "return [i.naturalWidth, i.naturalHeight]; }")
     assert size == [640, 352]
     assert drv.summary_text(page).startswith(f"{FRAMES} keyframes | {FRAMES} frames")
+    # the unset FOV box is empty (with a hint), not a misleading 0
+    fov_box = page.locator("#studio-fov :is(input, textarea)")
+    assert fov_box.input_value(timeout=5_000) == "" and fov_box.get_attribute("placeholder")
+    assert page.locator("#studio-preset input").input_value() == "zoom_in"
     drv.screenshot(page, "01-open")
     assert not page.page_errors, page.page_errors
 
@@ -148,6 +152,7 @@ def test_apply_preset_draws_the_official_trajectory(studio_page, scene):
                    return p && Math.abs(p.x[p.x.length - 1]) < 1e-6; }""")
     zoom = _centres(cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")[0])
     np.testing.assert_allclose(_path_trace_world(page), zoom, atol=1e-4)
+    page.wait_for_function("() => document.querySelector('#studio-preset input').value === 'zoom_in'")
 
 
 def _expected_view_pose(view: dict):
@@ -190,6 +195,11 @@ def test_add_keyframe_from_rotated_3d_view(studio_page, tmp_path):
     look = np.array(row[4:7]) - np.array(row[1:4])
     np.testing.assert_allclose(look / np.linalg.norm(look), forward, atol=2e-4)
     assert row[7] == pytest.approx(60.0, abs=1e-3)  # the scene's FOV, not plotly's 45
+    # every column, down to "fov", is inside the table's visible width
+    edges = page.evaluate("""() => { const v = document.querySelector('#studio-keyframes .virtual-table-viewport');
+        const ths = Array.from(document.querySelectorAll('#studio-keyframes th'));
+        return [v.getBoundingClientRect().right + 0.5, Math.max(...ths.map((t) => t.getBoundingClientRect().right))]; }""")
+    assert edges[1] <= edges[0], f"keyframe table columns end at {edges[1]:.0f} px, beyond its right edge {edges[0]:.0f}"
     drv.screenshot(page, "03-added-from-view")
 
     saved = _export(page, "json", tmp_path)
