@@ -333,11 +333,35 @@ def drag_plot(page, dx: float, dy: float, steps: int | None = None, start=(0.5, 
     page.mouse.up()
 
 
-def cloud_point_under_mouse(page, candidates=((0.5, 0.5), (0.5, 0.6), (0.4, 0.55), (0.6, 0.55), (0.5, 0.7))):
+JS_CLOUD_SPOTS = f"""(n) => {{
+  // cloud points projected to the plot (fractions of its box) with the scene's own camera matrices,
+  // nearest the middle first
+  const gd = document.querySelector('{PLOT}');
+  const sc = gd._fullLayout.scene._scene, cam = sc.glplot.cameraParams, ds = sc.dataScale;
+  const t = gd._fullData.find((d) => d.name === 'point cloud');
+  const mul = (m, v) => [0, 1, 2, 3].map((r) => m[r] * v[0] + m[4 + r] * v[1] + m[8 + r] * v[2] + m[12 + r] * v[3]);
+  const out = [];
+  const step = Math.max(1, Math.floor(t.x.length / 4000));
+  for (let i = 0; i < t.x.length; i += step) {{
+    const c = mul(cam.projection, mul(cam.view, mul(cam.model, [t.x[i] * ds[0], t.y[i] * ds[1], t.z[i] * ds[2], 1])));
+    if (c[3] <= 0) continue;
+    const fx = (c[0] / c[3] + 1) / 2, fy = (1 - c[1] / c[3]) / 2;
+    if (fx > 0.2 && fx < 0.8 && fy > 0.2 && fy < 0.8) out.push([Math.hypot(fx - 0.5, fy - 0.5), fx, fy]);
+  }}
+  out.sort((a, b) => a[0] - b[0]);
+  const picked = [];
+  for (const o of out) if (picked.every((p) => Math.hypot(p[0] - o[1], p[1] - o[2]) > 0.04)) picked.push([o[1], o[2]]);
+  return picked.slice(0, n);
+}}"""
+
+
+def cloud_point_under_mouse(page, tries: int = 8):
     """A spot of the 3D view (fractions of its box) where the mouse is over a point of the cloud, as plotly's
-    own hover picking reports it; None if no candidate is."""
+    own hover picking reports it (candidates: cloud points projected with the scene's camera, nearest the
+    middle first); None if none is."""
+    page.locator(PLOT).scroll_into_view_if_needed()
     box = page.locator(PLOT).bounding_box()
-    for fx, fy in candidates:
+    for fx, fy in page.evaluate(JS_CLOUD_SPOTS, tries):
         page.mouse.move(box["x"] + 2, box["y"] + 2)  # off the spot first, so hovering it is a new hover
         page.evaluate(f"""() => {{ const gd = document.querySelector('{PLOT}');
           const cloud = gd._fullData.findIndex((t) => t.name === 'point cloud');

@@ -302,10 +302,8 @@ def test_import_exported_project_file_round_trips(studio_page, tmp_path):
     assert not page.page_errors, page.page_errors
 
 
-# last: the bug it shows edits keyframe 1 (an undoable edit the tests above must not see)
-@pytest.mark.xfail(strict=True, reason="studio bug: plotly's gl3d scene emits plotly_click when the button goes down "
-                   "over a point (and again on redraws while it is held), before any mouse move, so CLICK_HOOK_JS's "
-                   "drag-distance check sees 0 px and aims the selected keyframe at the point under the press")
+# last: if it fails, the drag has edited keyframe 1 (an undoable edit the tests above must not see).
+# plotly's gl3d emits plotly_click on the press over a point, so the press is put on a cloud point.
 def test_orbit_drag_ending_on_the_cloud_does_not_edit_keyframes(studio_page):
     page = studio_page
     drv.scroll_table(page, False)
