@@ -63,7 +63,7 @@ def orbit_frames(page, dx: float = 120, steps: int = 40) -> dict:
         const f = (t) => { window.__raf.push(t); if (window.__rafOn) requestAnimationFrame(f); };
         requestAnimationFrame(f); }""")
     t0 = time.perf_counter()
-    drv.drag_plot(page, dx, 0, steps=steps, start=(0.08, 0.05))
+    drv.drag_plot(page, dx, 0, steps=steps, start=(0.08, 0.05), rest=False)
     wall = time.perf_counter() - t0
     stamps = page.evaluate("() => { window.__rafOn = false; return window.__raf; }")
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]

@@ -316,9 +316,12 @@ JS_AFTER_FRAMES = """() => new Promise((resolve) => setTimeout(
     () => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true))), 60))"""
 
 
-def drag_plot(page, dx: float, dy: float, steps: int | None = None, start=(0.5, 0.5)) -> None:
+def drag_plot(page, dx: float, dy: float, steps: int | None = None, start=(0.5, 0.5), rest: bool = True) -> None:
     """Orbit the 3D view with a left-button mouse drag across its canvas in ~20 px mouse steps (the
-    turntable control follows coarse steps; each step is a software-WebGL redraw of the whole view)."""
+    turntable control follows coarse steps; each step is a software-WebGL redraw of the whole view).
+
+    rest: let two frames pass after the press and after each move, as a hand does (plotly's camera lags the
+    mouse; released at once it saves a stale camera and keeps turning). The benchmark drags without rests."""
     steps = steps or max(2, round(max(abs(dx), abs(dy)) / 20))
     plot = page.locator(PLOT)
     plot.scroll_into_view_if_needed()
@@ -326,10 +329,12 @@ def drag_plot(page, dx: float, dy: float, steps: int | None = None, start=(0.5, 
     x0, y0 = box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1]
     page.mouse.move(x0, y0)
     page.mouse.down()
-    page.evaluate(JS_AFTER_FRAMES)
+    if rest:
+        page.evaluate(JS_AFTER_FRAMES)
     for k in range(1, steps + 1):
         page.mouse.move(x0 + dx * k / steps, y0 + dy * k / steps)
-        page.evaluate(JS_AFTER_FRAMES)
+        if rest:
+            page.evaluate(JS_AFTER_FRAMES)
     page.mouse.up()
 
 
