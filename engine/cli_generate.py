@@ -6,12 +6,12 @@ atomically at the model's fps, optionally side by side with the warped cache pre
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from engine.errors import Cancelled, InputError, WeightsMissingError
+from engine.cli_common import cameras_from_path_file, run_command
+from engine.errors import InputError, WeightsMissingError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate_args(args) -> Path:
-    from engine.pipeline import PLACEMENTS, resolve_placement
+    from engine.pipeline import PLACEMENTS
     from engine.sampler import CFG_POLICIES
 
     if args.frames < 2:
@@ -130,9 +130,8 @@ def run(args) -> dict:
     image = images.load_image(args.image)
     fitted, fit = images.fit_image(image, height, width, args.fit)
     if args.path:
-        from engine.cli_preview import _load_path_file
 
-        _, cams = _load_path_file(args.path, args.frames, height, width)
+        _, cams = cameras_from_path_file(args.path, args.frames, height, width)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     moge = args.moge or depth_mod.find_moge_weights(root)
     estimator = None
@@ -189,19 +188,8 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    """CLI entry point; returns the exit status (2 for bad input or missing weights)."""
-    args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except (InputError, WeightsMissingError) as exc:
-        print(f"error: {str(exc).strip()}", file=sys.stderr)
-        return 2
-    except Cancelled as exc:
-        print(f"cancelled: {exc}", file=sys.stderr)
-        return 130
-    print(json.dumps(summary))
-    return 0
-
+    """CLI entry point; returns the exit status (2 for bad input or missing weights, 130 if cancelled)."""
+    return run_command(run, build_parser().parse_args(argv))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,13 +8,13 @@ files appear in --out only once all of them are complete.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from engine.cli_common import cameras_from_path_file, run_command
 from engine.errors import InputError, WeightsMissingError
 
 
@@ -44,30 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def _load_path_file(file: str, num_frames: int, height: int, width: int):
-    """Per-frame cameras from any supported path file."""
-    from engine import paths
-
-    suffix = Path(file).suffix.lower()
-    if suffix == ".npz":
-        w2cs, Ks = paths.load_npz(file)
-        if len(w2cs) == num_frames:
-            return None, (w2cs, Ks)
-        path = paths.CameraPath.from_cameras(w2cs, Ks, height)
-        return path, path.sample(num_frames, height, width)
-    if suffix != ".json":
-        raise InputError(f"camera path {file}: unsupported extension {suffix!r} (use .json or .npz)")
-    try:
-        head = json.loads(Path(file).read_text()[: 20_000_000])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"camera path {file}: not readable JSON ({exc.__class__.__name__})") from None
-    if isinstance(head, dict) and head.get("format") == "gen3c-studio-path":
-        path = paths.load_path_json(file)
-    else:
-        path = paths.load_nerfstudio(file)
-    return path, path.sample(num_frames, height, width)
 
 
 def _scene_inputs(args):
@@ -109,7 +85,7 @@ def run(args) -> dict:
         path = None
         initial_K = None  # filled from the scene below
     else:
-        path, cams = _load_path_file(args.path, args.frames, args.height, args.width)
+        path, cams = cameras_from_path_file(args.path, args.frames, args.height, args.width)
 
     image, depth_result = _scene_inputs(args)
     scene = scene_mod.build_scene(image, depth_result, height=args.height, width=args.width, fit=args.fit)
@@ -166,15 +142,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except (InputError, WeightsMissingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
-
+    return run_command(run, build_parser().parse_args(argv))
 
 if __name__ == "__main__":
     sys.exit(main())

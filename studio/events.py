@@ -10,7 +10,6 @@ import functools
 import time
 
 import gradio as gr
-import numpy as np
 
 from engine.errors import Cancelled, InputError, WeightsMissingError
 from studio import figures, files, handlers
