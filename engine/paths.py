@@ -647,6 +647,17 @@ def _get(d: dict, key: str, where: str):
 # project JSON
 
 
+def _json_objects(entries: list, label: str):
+    """Yield (``"<label> <i>"``, entry) for a keyframe list, checking its size and that entries are objects."""
+    if len(entries) > MAX_KEYFRAMES:
+        raise InputError(f"too many keyframes ({len(entries)} > {MAX_KEYFRAMES})")
+    for i, e in enumerate(entries):
+        where = f"{label} {i}"
+        if not isinstance(e, dict):
+            raise InputError(f"{where} must be a JSON object")
+        yield where, e
+
+
 def path_to_dict(path: CameraPath) -> dict:
     """The project-JSON dict of a path (floats kept exact; w2c row-major, 16 numbers)."""
     return {
@@ -679,13 +690,8 @@ def path_from_dict(d) -> CameraPath:
     kfs_in = _get(d, "keyframes", "camera path file")
     if not isinstance(kfs_in, list):
         raise InputError("camera path keyframes must be a list")
-    if len(kfs_in) > MAX_KEYFRAMES:
-        raise InputError(f"too many keyframes ({len(kfs_in)} > {MAX_KEYFRAMES})")
     kfs = []
-    for i, e in enumerate(kfs_in):
-        where = f"keyframe {i}"
-        if not isinstance(e, dict):
-            raise InputError(f"{where} must be a JSON object")
+    for where, e in _json_objects(kfs_in, "keyframe"):
         w2c = _flat16(_get(e, "w2c", where), f"{where} w2c")
         fov = _get(e, "fov_y_deg", where)
         if isinstance(fov, bool) or not isinstance(fov, (int, float)):
@@ -823,13 +829,8 @@ def load_nerfstudio(file) -> CameraPath:
         key, label = "camera_to_world", "camera_path entry"
     if not isinstance(entries, list) or not entries:
         raise InputError("nerfstudio camera path has no keyframes and no camera_path entries")
-    if len(entries) > MAX_KEYFRAMES:
-        raise InputError(f"too many keyframes ({len(entries)} > {MAX_KEYFRAMES})")
     kfs = []
-    for i, e in enumerate(entries):
-        where = f"nerfstudio {label} {i}"
-        if not isinstance(e, dict):
-            raise InputError(f"{where} must be a JSON object")
+    for where, e in _json_objects(entries, f"nerfstudio {label}"):
         gl = _ns_matrix(_get(e, key, where), f"{where} {key}")
         try:
             validate_w2c(gl, f"{where} {key}")
