@@ -63,8 +63,10 @@ def test_non_rigid_matches_official(scene):
 def test_default_method_is_non_rigid(scene):
     default = align_depth(scene["new_depth"], scene["target_depth"], scene["target_mask"], scene["K"], scene["w2c"],
                           iterations=3)
-    assert torch.equal(default, _call(scene, "non_rigid", iterations=3))
-    assert not torch.equal(default, _call(scene, "rigid"))
+    # two runs of the same float computation may differ in the last bits (thread-dependent reductions)
+    explicit = _call(scene, "non_rigid", iterations=3)
+    torch.testing.assert_close(default, explicit, rtol=1e-5, atol=0)
+    assert _rel(default, _call(scene, "rigid")).max() > 1e-3
 
 
 def test_none_returns_clamped_input():
