@@ -1,8 +1,8 @@
 """Official GEN3C / Cosmos tokenizer / T5 checkpoints -> the diffusers-based weights layout.
 
 Library functions convert in-memory state dicts (`dit_from_official`, `vae_from_official`);
-`convert_checkpoints` / `main` read the official files and write the weights folder described in
-engine/API.md (`python -m engine convert`).
+`convert_checkpoints` reads the official files and writes the weights folder described in
+engine/API.md (command line: `python -m engine convert`, in `engine.cli.convert`).
 """
 from __future__ import annotations
 
@@ -59,9 +59,6 @@ def vae_from_official(state_dict: dict, config: dict | None = None, *, dtype: to
 
 
 # ---- reading the official files ------------------------------------------------------------------------
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 def _torch_load(path, what: str, mmap: bool = True):
     """`torch.load(weights_only=True)` (tensors and containers only, no arbitrary objects), mmap when possible."""
@@ -226,30 +223,3 @@ def convert_checkpoints(gen3c_pt, tokenizer_dir, t5_dir, out_dir, progress=None,
                     temporal_compression=compression[1]).save(tmp)
     say(f"done: {out_dir}")
     return Path(out_dir)
-
-
-def main(argv=None) -> int:
-    """`python -m engine convert`: official checkpoints -> weights folder. Returns the exit code."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m engine convert", description=__doc__.splitlines()[0])
-    parser.add_argument("--gen3c", required=True, help="GEN3C-Cosmos-7B model.pt")
-    parser.add_argument("--tokenizer", required=True, help="Cosmos-Tokenize1-CV8x8x8-720p folder")
-    parser.add_argument("--t5", default=None, help="transformers T5 folder (e.g. google-t5/t5-11b)")
-    parser.add_argument("--moge", default=None, help="optional MoGe model.pt to copy")
-    parser.add_argument("--out", required=True, help="output weights folder")
-    parser.add_argument("--dtype", choices=sorted(_DTYPES), default="bfloat16")
-    parser.add_argument("--height", type=int, default=704)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--chunk-frames", type=int, default=121)
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        convert_checkpoints(args.gen3c, args.tokenizer, args.t5, args.out, progress=print, moge_pt=args.moge,
-                            dtype=_DTYPES[args.dtype], height=args.height, width=args.width,
-                            chunk_frames=args.chunk_frames, overwrite=args.overwrite)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0

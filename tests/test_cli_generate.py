@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import cli_generate
+from engine.cli import generate as cli_generate
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_missing_image_file(tiny_weights, scene, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ bench pipeline
 
 def test_bench_pipeline_tiny_prints_json(tiny_weights, capsys):
-    from engine import bench_pipeline
+    from engine.bench import pipeline as bench_pipeline
 
     root, cfg = tiny_weights
     assert bench_pipeline.main(["--tiny", "--weights", str(root), "--steps", "1"]) == 0
@@ -111,7 +111,7 @@ def test_bench_pipeline_tiny_prints_json(tiny_weights, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
 def test_bench_pipeline_full_size_needs_a_gpu(capsys):
-    from engine import bench_pipeline
+    from engine.bench import pipeline as bench_pipeline
 
     assert bench_pipeline.main([]) == 2
     assert "no GPU" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine import paths, video
-from engine.cli_preview import main
+from engine.cli.preview import main
 
 
 def _run(capsys, *args):

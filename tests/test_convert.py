@@ -247,7 +247,7 @@ def _assert_same_tensors(a: dict, b: dict) -> None:
 
 
 def test_convert_cli_writes_loadable_folder(official_files, tmp_path, dit_fixture, tok_fixture, tiny_vae, capsys):
-    from engine.convert import main
+    from engine.cli.convert import main
     from engine.models import Gen3CConfig, find_weights, load_text_encoder, load_transformer, load_vae
 
     out = tmp_path / "weights"
@@ -285,7 +285,7 @@ def test_convert_cli_writes_loadable_folder(official_files, tmp_path, dit_fixtur
 
 
 def test_convert_fails_loudly_and_writes_nothing(official_files, tmp_path, dit_fixture, capsys):
-    from engine.convert import main
+    from engine.cli.convert import main
 
     bad = {"model": _dit_state(dit_fixture)}
     bad["model"].pop("net.final_layer.linear.weight")

@@ -106,7 +106,7 @@ def test_attention_backend_and_block_compile_smoke():
 
 @pytest.mark.parametrize("which", ["dit", "vae"])
 def test_bench_tiny_prints_json(which, capsys):
-    from engine.bench_models import main
+    from engine.bench.models import main
 
     assert main([which, "--tiny", "--repeats", "1", "--warmup", "1"] + (["--no-stock"] if which == "dit" else [])) == 0
     result = json.loads(capsys.readouterr().out)
@@ -120,7 +120,7 @@ def test_bench_tiny_prints_json(which, capsys):
 
 
 def test_dit_flops_match_reference_arithmetic():
-    from engine.bench_models import bf16_peak_tflops, dit_flops
+    from engine.bench.models import bf16_peak_tflops, dit_flops
     from engine.models.dit import GEN3C_7B_NET_CONFIG, diffusers_config_from_official
 
     flops = dit_flops(diffusers_config_from_official(GEN3C_7B_NET_CONFIG), 16, 88, 160, 512)

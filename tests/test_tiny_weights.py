@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 from engine.errors import InputError
 from engine.models import (Gen3CConfig, find_weights, load_text_encoder, load_transformer, load_vae,
                            make_tiny_weights)
-from engine.models.tiny import main as tiny_main, tiny_transformer
+from engine.cli.make_tiny_weights import main as tiny_main
+from engine.models.tiny import tiny_transformer
 
 
 @pytest.fixture(scope="module")

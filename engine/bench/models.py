@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import torch
+
+from engine.bench.timing import environment, measure
 
 # Dense bf16 tensor-core peaks (TFLOP/s) by GPU name fragment; first match wins.
 BF16_PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("H800", 989.0), ("GH200", 989.0),
@@ -38,34 +39,9 @@ def dit_flops(cfg: dict, frames: int, height: int, width: int, text_tokens: int)
     return 2 * per_token * n + 4 * n * n * d * layers + 4 * n * text_tokens * d * layers
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device, warmup: int, repeats: int) -> dict:
-    """Median seconds of `fn()` after warm-up, first-call seconds and peak memory (GPU only)."""
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    first = time.perf_counter() - t0
-    for _ in range(max(0, warmup - 1)):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    out = {"seconds": times[len(times) // 2], "seconds_all": times, "first_call_seconds": first}
-    if device.type == "cuda":
-        out["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
-    return out
+def _timed(fn, device, args) -> dict:
+    """Median seconds of `fn()` after `--warmup` calls (the first timed), with min/p95 and peak GPU memory."""
+    return measure(fn, device, warmup=args.warmup, repeats=args.repeats).as_dict()
 
 
 def _random_fill(model: torch.nn.Module, seed: int = 0) -> None:
@@ -80,9 +56,8 @@ def _random_fill(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def _environment(device) -> dict:
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {"gpu_present": torch.cuda.is_available(), "device": str(device), "gpu": gpu,
-            "torch": torch.__version__, "bf16_peak_tflops": bf16_peak_tflops(gpu)}
+    env = environment(device)
+    return {**env, "bf16_peak_tflops": bf16_peak_tflops(env["gpu"])}
 
 
 # ---- DiT --------------------------------------------------------------------------------------------
@@ -145,14 +120,14 @@ def bench_dit(args) -> dict:
 
     reference = None
     if not args.no_stock:
-        result["stock"] = summarize(_timed(forward, device, args.warmup, args.repeats))
+        result["stock"] = summarize(_timed(forward, device, args))
         result["stock"]["variant"] = "diffusers default attention dispatch, eager"
         reference = forward().float()
     use_compile = args.compile if args.compile is not None else device.type == "cuda"
     backend = set_attention(model, args.attention)
     if use_compile:
         compile_blocks(model)
-    result["tuned"] = summarize(_timed(forward, device, args.warmup, args.repeats))
+    result["tuned"] = summarize(_timed(forward, device, args))
     result["tuned"]["variant"] = f"attention {backend}" + (", torch.compile per block" if use_compile else "")
     if reference is not None:
         result["speedup_tuned_vs_stock"] = result["stock"]["seconds"] / result["tuned"]["seconds"]
@@ -193,10 +168,9 @@ def bench_vae(args) -> dict:
         if name == "untiled" and args.skip_untiled:
             continue
         tok = VideoTokenizer(vae, *stats, tiling=tl)
-        result[f"encode_{name}"] = _timed(lambda: latents.__setitem__(name, tok.encode(video)), device,
-                                          args.warmup, args.repeats)
+        result[f"encode_{name}"] = _timed(lambda: latents.__setitem__(name, tok.encode(video)), device, args)
         lat = latents[name]
-        result[f"decode_{name}"] = _timed(lambda: tok.decode(lat), device, args.warmup, args.repeats)
+        result[f"decode_{name}"] = _timed(lambda: tok.decode(lat), device, args)
     if "untiled" in latents:
         ref = latents["untiled"]
         result["tiled_vs_untiled_latent_rel_mean_abs"] = ((latents["tiled"] - ref).abs().mean()

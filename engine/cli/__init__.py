@@ -1,7 +1,7 @@
 """`python -m engine <command>`: the headless GEN3C Studio command line.
 
-Each command lives in its own module with a `main(argv) -> int`; this file only dispatches, so
-`python -m engine --help` stays fast (heavy imports happen inside the chosen command).
+Each command lives in its own module of this package with a `main(argv) -> int`; this file only
+dispatches, so `python -m engine --help` stays fast (heavy imports happen inside the chosen command).
 """
 from __future__ import annotations
 
@@ -9,19 +9,12 @@ import importlib
 import sys
 
 COMMANDS = {
-    "preview": ("engine.cli_preview", "warp an image along a camera path: mp4, masks, path JSON, PLY"),
-    "generate": ("engine.cli_generate", "run the GEN3C diffusion model along a camera path (needs weights)"),
-    "convert": ("engine.convert", "convert official GEN3C / Cosmos tokenizer / T5 checkpoints to our layout"),
-    "make-tiny-weights": ("engine.models.tiny", "write tiny random models in the real weights layout"),
-    "samples": ("engine.cli_samples", "list the bundled sample scenes"),
-    "bench": (None, "benchmarks printing JSON: bench warp | dit | vae | pipeline"),
-}
-
-BENCHES = {
-    "warp": "engine.bench_warp",
-    "dit": "engine.bench_models",
-    "vae": "engine.bench_models",
-    "pipeline": "engine.bench_pipeline",
+    "preview": ("engine.cli.preview", "warp an image along a camera path: mp4, masks, path JSON, PLY"),
+    "generate": ("engine.cli.generate", "run the GEN3C diffusion model along a camera path (needs weights)"),
+    "convert": ("engine.cli.convert", "convert official GEN3C / Cosmos tokenizer / T5 checkpoints to our layout"),
+    "make-tiny-weights": ("engine.cli.make_tiny_weights", "write tiny random models in the real weights layout"),
+    "samples": ("engine.cli.samples", "list the bundled sample scenes"),
+    "bench": ("engine.cli.bench", "benchmarks printing JSON: bench warp | dit | vae | pipeline"),
 }
 
 
@@ -30,6 +23,16 @@ def _usage() -> str:
     lines += [f"  {name:<18} {help_}" for name, (_, help_) in COMMANDS.items()]
     lines += ["", "Run `python -m engine <command> --help` for a command's options."]
     return "\n".join(lines)
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The status a `SystemExit` stands for (argparse exits with 0 for --help, 2 for bad options)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,16 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    if command == "bench":
-        if not rest or rest[0] not in BENCHES:
-            print(f"usage: python -m engine bench {{{'|'.join(BENCHES)}}} [options]", file=sys.stderr)
-            return 2
-        module = importlib.import_module(BENCHES[rest[0]])
-        # dit/vae share a module: it receives the bench name as its first argument
-        return int(module.main(rest if BENCHES[rest[0]] == "engine.bench_models" else rest[1:]) or 0)
     module = importlib.import_module(COMMANDS[command][0])
-    return int(module.main(rest) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        return int(module.main(rest) or 0)
+    except SystemExit as exc:
+        return exit_code(exc)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cli_common import cameras_from_path_file, run_command
+from engine.cli.common import cameras_from_path_file, run_command
 from engine.errors import InputError, WeightsMissingError
 
 

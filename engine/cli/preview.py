@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.cli_common import cameras_from_path_file, run_command
+from engine.cli.common import cameras_from_path_file, run_command
 from engine.errors import InputError, WeightsMissingError
 
 

@@ -7,9 +7,7 @@ are the real ones.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from pathlib import Path
 
 import torch
@@ -148,28 +146,3 @@ def make_tiny_weights(out_dir, height: int = 64, width: int = 128, chunk_frames:
             write_tiny_moge(tmp / "moge" / "model.pt", seed + 4)
         cfg.save(tmp)
     return Path(out_dir)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine make-tiny-weights",
-                                     description="Write tiny random GEN3C models in the real weights layout.")
-    parser.add_argument("out_dir")
-    parser.add_argument("--height", type=int, default=64)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--chunk-frames", type=int, default=17)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--moge", action="store_true", help="also write a random MoGe v1 (ViT-S, ~44 MB)")
-    args = parser.parse_args(argv)
-    try:
-        path = make_tiny_weights(args.out_dir, args.height, args.width, args.chunk_frames, args.seed, args.overwrite,
-                                 moge=args.moge)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote tiny weights to {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
