@@ -1,7 +1,7 @@
 """Render the bundled sample scenes into assets/samples/<name>/ (image.png, depth.npz, meta.json).
 
 Usage: python assets/make_samples.py [--check]
-The scenes are defined in engine/procedural.py; renders are deterministic, so re-running reproduces the
+The scenes are defined in assets/procedural.py; renders are deterministic, so re-running reproduces the
 committed files. `--check` compares a fresh render with the committed files instead of writing.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import procedural  # noqa: E402
+from assets import procedural  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "samples"
 

@@ -1,7 +1,7 @@
-"""Bundled sample scenes (assets/samples/<name>/): image, exact depth + K, metadata; ground-truth renders.
+"""Bundled sample scenes (assets/samples/<name>/): image, exact depth + K, metadata.
 
-The files are made by `assets/make_samples.py` from the scene definitions in `engine.procedural`, which
-can also render the same scene from any camera (`render_sample_view`), e.g. to check warps.
+The files are made by `assets/make_samples.py` from the procedural scene definitions in
+`assets/procedural.py` (outside the engine), which also render any other camera as ground truth.
 """
 from __future__ import annotations
 
@@ -48,19 +48,3 @@ def load_sample(name: str) -> tuple[np.ndarray, DepthResult]:
     result = load_depth_file(d / "depth.npz", image.shape[0], image.shape[1])
     result.notes = [f"exact depth of the procedural sample {name!r}"] + [n for n in result.notes if "no depth" in n]
     return image, result
-
-
-def render_sample_view(name: str, w2c, K, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth render of a sample from any camera: (uint8 [H,W,3], z-depth float32 [H,W], 0 = nothing hit)."""
-    from engine import procedural
-    from engine.cameras import validate_intrinsics, validate_w2c
-
-    if name not in procedural.SCENES:
-        raise InputError(f"unknown sample {name!r}; available: {', '.join(procedural.SCENES)}")
-    w2c = validate_w2c(np.asarray(w2c, np.float64), "w2c")
-    K = validate_intrinsics(np.asarray(K, np.float64), "K")
-    if w2c.shape != (4, 4) or K.shape != (3, 3):
-        raise InputError("render_sample_view takes one camera: w2c [4,4] and K [3,3]")
-    if not (1 <= int(height) <= 4096 and 1 <= int(width) <= 4096):
-        raise InputError(f"render size must be 1..4096 px a side, got {height}x{width}")
-    return procedural.render_uint8(name, w2c, K, int(height), int(width))

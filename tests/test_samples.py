@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine import cameras, procedural, samples
+from assets import procedural
+from assets.ground_truth import render_sample_view
+from engine import cameras, samples
 from engine.errors import InputError
 
 NAMES = ["living_room", "street_corner", "tabletop"]
@@ -35,7 +37,7 @@ def test_committed_files_equal_fresh_render(name):
     K = procedural.seed_intrinsics()
     np.testing.assert_allclose(result.K, K, rtol=1e-6)
     assert result.mask.all() and (result.depth > 0).all()
-    fresh_img, fresh_depth = samples.render_sample_view(name, np.eye(4), K, 704, 1280)
+    fresh_img, fresh_depth = render_sample_view(name, np.eye(4), K, 704, 1280)
     # Renders are deterministic; allow last-bit differences of libm sin/cos between machines.
     diff = np.abs(fresh_img.astype(int) - image.astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-4
@@ -70,13 +72,13 @@ def test_screen_space_culling_changes_nothing(monkeypatch):
 def test_render_sample_view_validates():
     K = procedural.seed_intrinsics(16, 32)
     with pytest.raises(InputError, match="unknown sample"):
-        samples.render_sample_view("nope", np.eye(4), K, 16, 32)
+        render_sample_view("nope", np.eye(4), K, 16, 32)
     with pytest.raises(InputError):
-        samples.render_sample_view("tabletop", np.zeros((4, 4)), K, 16, 32)
+        render_sample_view("tabletop", np.zeros((4, 4)), K, 16, 32)
     with pytest.raises(InputError):
-        samples.render_sample_view("tabletop", np.eye(4), np.zeros((3, 3)), 16, 32)
+        render_sample_view("tabletop", np.eye(4), np.zeros((3, 3)), 16, 32)
     with pytest.raises(InputError, match="size"):
-        samples.render_sample_view("tabletop", np.eye(4), K, 0, 32)
+        render_sample_view("tabletop", np.eye(4), K, 0, 32)
 
 
 @pytest.mark.parametrize("name, psnr_floor", [("living_room", 25.0), ("street_corner", 21.0), ("tabletop", 25.0)])
@@ -93,13 +95,13 @@ def test_warp_agrees_with_ground_truth(name, psnr_floor):
 
     H, W = 352, 640
     K = procedural.seed_intrinsics(H, W)
-    image, depth = samples.render_sample_view(name, np.eye(4), K, H, W)
+    image, depth = render_sample_view(name, np.eye(4), K, H, W)
     cache = Cache3D(to_model_tensor(image), torch.from_numpy(depth)[None], torch.eye(4), torch.from_numpy(K).float())
     w2cs, Ks = cameras.preset_trajectory("left", torch.eye(4), torch.from_numpy(K).float(), 121, 0.3,
                                          "center_facing", center_depth=float(np.median(depth)))
     imgs, masks, wdepth = cache.render(w2cs[-1:], Ks[-1:], render_depth=True)
     warp, covered = to_uint8(imgs[0, 0]), masks[0, 0, 0].numpy() > 0.5
-    gt, gt_depth = samples.render_sample_view(name, w2cs[-1].numpy(), Ks[-1].numpy(), H, W)
+    gt, gt_depth = render_sample_view(name, w2cs[-1].numpy(), Ks[-1].numpy(), H, W)
     assert covered.mean() > 0.6
     rel = np.abs(wdepth[0, 0, 0].numpy() - gt_depth)[covered] / gt_depth[covered]
     assert np.median(rel) < 1e-3
@@ -110,6 +112,17 @@ def test_warp_agrees_with_ground_truth(name, psnr_floor):
     a = np.radians(0.5)
     turn = np.array([[np.cos(a), 0, np.sin(a), 0], [0, 1, 0, 0], [-np.sin(a), 0, np.cos(a), 0], [0, 0, 0, 1]])
     off = turn @ w2cs[-1].numpy().astype(np.float64)
-    gt_off, _ = samples.render_sample_view(name, off, Ks[-1].numpy(), H, W)
+    gt_off, _ = render_sample_view(name, off, Ks[-1].numpy(), H, W)
     err_off = warp.astype(np.float64)[covered] - gt_off.astype(np.float64)[covered]
     assert 10 * np.log10(255.0 ** 2 / np.mean(err_off ** 2)) < psnr - 1.0
+
+
+def test_make_samples_check_verifies_the_committed_files(repo_root):
+    """`assets/make_samples.py --check` (run as a script, as documented) re-renders every sample and finds it equal."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(repo_root / "assets" / "make_samples.py"), "--check"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(proc.stdout.split()) == sorted([f"{n}:" for n in NAMES] + ["same"] * len(NAMES))
