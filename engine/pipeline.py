@@ -169,7 +169,7 @@ class Gen3CPipeline:
 
         resolve_placement(placement, torch.device("cpu"))  # validate the name before any work
         status = find_weights(weights_dir)
-        status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "tokenizer")))
+        status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
         root = Path(status.root)
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype is None:
