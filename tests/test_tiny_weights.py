@@ -93,7 +93,7 @@ def test_latent_stats_layout(tiny_dir):
      "cover 2 latent frames, need 3"),
     (lambda c: c.update(latents_std=[0.0] + c["latents_std"][1:]), "std > 0"),
     (lambda c: c.update(latents_mean=["x"] * 256), "lists of numbers"),
-])
+], ids=["absent", "null", "std-one-short", "two-frames-only", "zero-std", "strings"])
 def test_vae_config_without_valid_latent_stats_is_a_one_line_input_error(tiny_dir, tmp_path, edit, message):
     import shutil
 
