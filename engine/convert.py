@@ -21,7 +21,7 @@ def dit_from_official(state_dict: dict, net_config: dict | None = None, *, dtype
     meta device and the source tensors are assigned (popped from `state_dict`), so no second copy of
     the weights is made. q/k RMSNorm eps is set to the official 1e-6.
     """
-    from engine.models._loading import load_converted, unwrap_state_dict
+    from engine.models.loading import load_converted, unwrap_state_dict
     from engine.models.dit import (
         build_transformer_on_meta, diffusers_config_from_official, is_skipped_dit_key,
         keep_dit_param_fp32, net_config_from_state_dict, rename_dit_key,
@@ -37,14 +37,14 @@ def dit_from_official(state_dict: dict, net_config: dict | None = None, *, dtype
 
 
 def vae_from_official(state_dict: dict, config: dict | None = None, *, dtype: torch.dtype | None = None):
-    """Build a diffusers `AutoencoderKLCosmos` from an official Cosmos continuous video tokenizer.
+    """Build a diffusers `AutoencoderKLCosmos` (the video VAE) from an official Cosmos continuous video tokenizer.
 
     `state_dict` carries the official module names (`encoder.*`, `quant_conv.*`, `post_quant_conv.*`,
     `decoder.*`, as in `encoder.jit` + `decoder.jit` or `autoencoder.jit`); `config` uses the official
     option names (None: the CV8x8x8-720p config). The Haar constants (`wavelets`, `_arange`,
     `patch_size_buffer`) are dropped on purpose; anything else unknown or missing raises InputError.
     """
-    from engine.models._loading import load_converted, unwrap_state_dict
+    from engine.models.loading import load_converted, unwrap_state_dict
     from engine.models.vae import (
         CV8X8X8_CONFIG, build_vae, diffusers_vae_config_from_official, is_skipped_vae_key,
         make_vae_key_renamer,
@@ -93,63 +93,64 @@ def read_jit_state_dict(path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"tokenizer: {path} is not a file")
+        raise InputError(f"Cosmos tokenizer: {path} is not a file")
     if not zipfile.is_zipfile(path):
-        raise InputError(f"tokenizer: {path} is not a TorchScript archive (not a zip file)")
+        raise InputError(f"Cosmos tokenizer: {path} is not a TorchScript archive (not a zip file)")
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
     if not any(n.endswith("/data.pkl") for n in names) or not any("/code/" in n for n in names):
-        raise InputError(f"tokenizer: {path} is not a TorchScript archive (no data.pkl / code)")
+        raise InputError(f"Cosmos tokenizer: {path} is not a TorchScript archive (no data.pkl / code)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
-        raise InputError(f"tokenizer: cannot read {path} ({exc.__class__.__name__})") from None
+        raise InputError(f"Cosmos tokenizer: cannot read {path} ({exc.__class__.__name__})") from None
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def read_tokenizer_dir(tokenizer_dir) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """(official state dict, flat mean, flat std) of a Cosmos-Tokenize1 folder."""
+def read_cosmos_tokenizer_dir(cosmos_tokenizer_dir) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """(official state dict, flat mean, flat std) of a Cosmos-Tokenize1 folder (the video VAE)."""
     from pathlib import Path
 
-    folder = Path(tokenizer_dir)
+    folder = Path(cosmos_tokenizer_dir)
     if not folder.is_dir():
-        raise InputError(f"tokenizer: {folder} is not a folder")
+        raise InputError(f"Cosmos tokenizer: {folder} is not a folder")
     if (folder / "encoder.jit").is_file() and (folder / "decoder.jit").is_file():
         state = read_jit_state_dict(folder / "encoder.jit")
         decoder = read_jit_state_dict(folder / "decoder.jit")
         overlap = set(state) & set(decoder)
         if overlap:
-            raise InputError(f"tokenizer: encoder.jit and decoder.jit share keys: {sorted(overlap)[:5]}")
+            raise InputError(f"Cosmos tokenizer: encoder.jit and decoder.jit share keys: {sorted(overlap)[:5]}")
         state.update(decoder)
     elif (folder / "autoencoder.jit").is_file():
         state = read_jit_state_dict(folder / "autoencoder.jit")
     else:
-        raise InputError(f"tokenizer: {folder} has neither encoder.jit + decoder.jit nor autoencoder.jit")
-    stats = _torch_load(folder / "mean_std.pt", "tokenizer mean_std.pt", mmap=False)
+        raise InputError(f"Cosmos tokenizer: {folder} has neither encoder.jit + decoder.jit nor autoencoder.jit")
+    stats = _torch_load(folder / "mean_std.pt", "Cosmos tokenizer mean_std.pt", mmap=False)
     if isinstance(stats, dict) and {"mean", "std"} <= set(stats):
         mean, std = stats["mean"], stats["std"]
     elif isinstance(stats, (tuple, list)) or (torch.is_tensor(stats) and stats.ndim >= 1 and len(stats) == 2):
         if len(stats) != 2:
-            raise InputError(f"tokenizer: mean_std.pt must hold (mean, std), got {len(stats)} items")
+            raise InputError(f"Cosmos tokenizer: mean_std.pt must hold (mean, std), got {len(stats)} items")
         mean, std = stats[0], stats[1]
     else:
-        raise InputError("tokenizer: mean_std.pt must hold (mean, std)")
+        raise InputError("Cosmos tokenizer: mean_std.pt must hold (mean, std)")
     if not (torch.is_tensor(mean) and torch.is_tensor(std)) or mean.numel() != std.numel():
-        raise InputError("tokenizer: mean_std.pt mean and std must be tensors of the same size")
+        raise InputError("Cosmos tokenizer: mean_std.pt mean and std must be tensors of the same size")
     return state, mean.detach().float().flatten(), std.detach().float().flatten()
 
 
 # ---- the converter -------------------------------------------------------------------------------------
 
-def convert_checkpoints(gen3c_pt, tokenizer_dir, t5_dir, out_dir, progress=None, *, moge_pt=None,
+def convert_checkpoints(gen3c_pt, cosmos_tokenizer_dir, t5_dir, out_dir, progress=None, *, moge_pt=None,
                         dtype: torch.dtype = torch.bfloat16, height: int = 704, width: int = 1280,
                         chunk_frames: int = 121, overwrite: bool = False):
     """Convert the official checkpoints into the weights folder `out_dir` (written atomically).
 
-    gen3c_pt: GEN3C `model.pt`; tokenizer_dir: Cosmos-Tokenize1-CV8x8x8-720p folder; t5_dir: a
-    transformers T5 folder (or None to skip the text encoder: zero-text mode); moge_pt: optional
+    gen3c_pt: GEN3C `model.pt`; cosmos_tokenizer_dir: Cosmos-Tokenize1-CV8x8x8-720p folder (the video
+    VAE); t5_dir: a transformers T5 folder with its tokenizer (or None to skip the text encoder:
+    zero-text mode); moge_pt: optional
     MoGe checkpoint copied to moge/model.pt. `progress(message)` receives status lines.
     Any missing or unexpected key raises InputError and leaves no output folder.
     """
@@ -157,20 +158,20 @@ def convert_checkpoints(gen3c_pt, tokenizer_dir, t5_dir, out_dir, progress=None,
     from pathlib import Path
 
     from engine.models.config import Gen3CConfig
-    from engine.models.layout import atomic_output_dir, save_transformer, save_vae
-    from engine.models.vae import VideoTokenizer, official_vae_config_from_state_dict
+    from engine.models.vae import official_vae_config_from_state_dict
+    from engine.models.weights import atomic_output_dir, save_text_encoder, save_transformer, save_vae
 
     say = progress or (lambda message: None)
     # cheap checks of every input before any work or output
     if not Path(gen3c_pt).is_file():
         raise InputError(f"gen3c: {gen3c_pt} is not a file")
-    tok = Path(tokenizer_dir)
+    tok = Path(cosmos_tokenizer_dir)
     if not tok.is_dir():
-        raise InputError(f"tokenizer: {tok} is not a folder")
+        raise InputError(f"Cosmos tokenizer: {tok} is not a folder")
     if not ((tok / "encoder.jit").is_file() and (tok / "decoder.jit").is_file()) and not (tok / "autoencoder.jit").is_file():
-        raise InputError(f"tokenizer: {tok} has neither encoder.jit + decoder.jit nor autoencoder.jit")
+        raise InputError(f"Cosmos tokenizer: {tok} has neither encoder.jit + decoder.jit nor autoencoder.jit")
     if not (tok / "mean_std.pt").is_file():
-        raise InputError(f"tokenizer: {tok} has no mean_std.pt")
+        raise InputError(f"Cosmos tokenizer: {tok} has no mean_std.pt")
     if t5_dir is not None and not (Path(t5_dir) / "config.json").is_file():
         raise InputError(f"t5: {t5_dir} is not a transformers model folder (no config.json)")
     if moge_pt is not None:
@@ -179,12 +180,11 @@ def convert_checkpoints(gen3c_pt, tokenizer_dir, t5_dir, out_dir, progress=None,
             raise InputError(f"moge: {moge_pt} must be a MoGe checkpoint with 'model_config' and 'model'")
         del moge
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
-        say(f"reading tokenizer from {tokenizer_dir}")
-        vae_state, mean, std = read_tokenizer_dir(tokenizer_dir)
+        say(f"reading the Cosmos tokenizer (video VAE) from {cosmos_tokenizer_dir}")
+        vae_state, mean, std = read_cosmos_tokenizer_dir(cosmos_tokenizer_dir)
         vae = vae_from_official(vae_state, official_vae_config_from_state_dict(vae_state), dtype=dtype)
-        VideoTokenizer(vae, mean, std)  # validates the statistics against the latent channels
         say("writing vae/")
-        save_vae(vae, mean, std, tmp)
+        save_vae(vae, mean, std, tmp)  # validates the statistics against the latent channels
         latent_channels = vae.config.latent_channels
         compression = (vae.config.spatial_compression_ratio, vae.config.temporal_compression_ratio)
         del vae, vae_state
@@ -205,13 +205,12 @@ def convert_checkpoints(gen3c_pt, tokenizer_dir, t5_dir, out_dir, progress=None,
             say(f"reading T5 encoder from {t5_dir}")
             try:
                 t5 = T5EncoderModel.from_pretrained(str(t5_dir), dtype=dtype, local_files_only=True)
-                tokenizer = AutoTokenizer.from_pretrained(str(t5_dir), local_files_only=True)
+                text_tokenizer = AutoTokenizer.from_pretrained(str(t5_dir), local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise InputError(f"t5: cannot load {t5_dir} ({str(exc).splitlines()[0]})") from None
             text_dim = int(t5.config.d_model)
-            say("writing text_encoder/ and tokenizer/")
-            t5.save_pretrained(str(tmp / "text_encoder"), safe_serialization=True, max_shard_size="5GB")
-            tokenizer.save_pretrained(str(tmp / "tokenizer"))
+            say("writing text_encoder/ and text_tokenizer/")
+            save_text_encoder(t5, text_tokenizer, tmp)
             del t5
         else:
             say("no --t5 given: the folder will work only in zero-text mode")

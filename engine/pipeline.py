@@ -30,7 +30,7 @@ Memory placement plan (GPU; cannot be measured on this CPU-only machine, the ari
   (T5-11B encoder ~4.8 B params, ~9.6 GB bf16) runs only when a prompt is not in the embedding cache; while it
   runs the DiT is parked on the CPU (14.5 + 9.6 would not fit next to activations), then T5 is released and the
   DiT moved back; embeddings (512 x 1024 each) are kept. The VAE (~0.2 GB weights) is loaded with tiling: an
-  untiled decode of 121x704x1280 peaks at 29.8 GB, so the tokenizer must tile to stay under the ~9 GB left next to
+  untiled decode of 121x704x1280 peaks at 29.8 GB, so the VAE must tile to stay under the ~9 GB left next to
   the resident DiT. MoGe (ViT-L, ~1.3 GB fp32) is loaded for each depth estimate and released right after.
   The chunk's cache renders (121 x 2 buffers x 704 x 1280, RGB + mask, float32 = ~3.5 GB) are moved to the
   host right after rendering and sent to the VAE one buffer video at a time (0.65 GB in bf16).
@@ -169,7 +169,7 @@ class Gen3CPipeline:
 
         resolve_placement(placement, torch.device("cpu"))  # validate the name before any work
         status = find_weights(weights_dir)
-        status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "tokenizer")))
+        status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
         root = Path(status.root)
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         if dtype is None:
@@ -329,7 +329,7 @@ class Gen3CPipeline:
         _add(timings, "denoise", t0)
         t0 = time.perf_counter()
         with torch.no_grad():
-            # float32 latents: the tokenizer un-normalises them before casting to its own dtype
+            # float32 latents: the VAE wrapper un-normalises them before casting to its own dtype
             video = self.vae.decode(latents).float()[0].permute(1, 0, 2, 3).cpu()
         del latents
         _add(timings, "decode", t0)

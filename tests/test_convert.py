@@ -92,7 +92,7 @@ def test_dit_config_rejects_unsupported_options():
 # ---- VAE -------------------------------------------------------------------------------------------
 
 from engine.convert import vae_from_official  # noqa: E402
-from engine.models.vae import VaeTiling, VideoTokenizer  # noqa: E402
+from engine.models.vae import VaeTiling, VideoVAE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -117,8 +117,8 @@ def test_vae_from_official_encode_decode_parity(tiny_vae, tok_fixture):
     assert (x - tok_fixture["output/decoded_raw"]).abs().max().item() <= 1e-4
 
 
-def test_video_tokenizer_normalisation_parity(tiny_vae, tok_fixture):
-    tok = VideoTokenizer(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"], sigma_data=0.5,
+def test_video_vae_normalisation_parity(tiny_vae, tok_fixture):
+    tok = VideoVAE(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"], sigma_data=0.5,
                          pixel_chunk=17)
     lat = tok.encode(tok_fixture["input/video"])
     assert (lat - tok_fixture["latent/model_latent"]).abs().max().item() <= 1e-5
@@ -127,8 +127,8 @@ def test_video_tokenizer_normalisation_parity(tiny_vae, tok_fixture):
     assert (video - tok_fixture["output/decoded_wrapper"]).abs().max().item() <= 1e-4
 
 
-def test_video_tokenizer_chunks_and_validation(tiny_vae, tok_fixture):
-    tok = VideoTokenizer(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"], pixel_chunk=9)
+def test_video_vae_chunks_and_validation(tiny_vae, tok_fixture):
+    tok = VideoVAE(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"], pixel_chunk=9)
     video = tok_fixture["input/video"][:, :, :9, :32, :32]
     two = torch.cat([video, video.flip(2)], dim=2)  # 18 frames = 2 chunks of 9
     lat = tok.encode(two)
@@ -139,9 +139,9 @@ def test_video_tokenizer_chunks_and_validation(tiny_vae, tok_fixture):
     with pytest.raises(InputError, match="not a multiple"):
         tok.encode(torch.cat([two, video], dim=2)[:, :, :26])
     with pytest.raises(InputError, match="height/width"):
-        VideoTokenizer(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"]).encode(video[..., :30])
+        VideoVAE(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"]).encode(video[..., :30])
     with pytest.raises(InputError, match="std > 0"):
-        VideoTokenizer(tiny_vae, tok_fixture["mean_std/mean"], -tok_fixture["mean_std/std"])
+        VideoVAE(tiny_vae, tok_fixture["mean_std/mean"], -tok_fixture["mean_std/std"])
 
 
 def test_run_tiled_blends_to_exact_result_for_local_ops():
@@ -165,12 +165,12 @@ def test_run_tiled_blends_to_exact_result_for_local_ops():
 def test_vae_tiling_on_tiny_vae(tiny_vae, tok_fixture):
     mean, std = tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"]
     video = tok_fixture["input/video"][:, :, :9]
-    full = VideoTokenizer(tiny_vae, mean, std)
+    full = VideoVAE(tiny_vae, mean, std)
     lat_full = full.encode(video)
     # a tile covering the frame is the untiled computation
-    whole = VideoTokenizer(tiny_vae, mean, std, tiling=VaeTiling(tile_height=64, tile_width=64, overlap=16))
+    whole = VideoVAE(tiny_vae, mean, std, tiling=VaeTiling(tile_height=64, tile_width=64, overlap=16))
     assert torch.allclose(whole.encode(video), lat_full, atol=1e-6)
-    tiled = VideoTokenizer(tiny_vae, mean, std, tiling=VaeTiling(tile_height=48, tile_width=48, overlap=32))
+    tiled = VideoVAE(tiny_vae, mean, std, tiling=VaeTiling(tile_height=48, tile_width=48, overlap=32))
     lat_tiled = tiled.encode(video)
     dec_full, dec_tiled = full.decode(lat_full), tiled.decode(lat_full)
     assert lat_tiled.shape == lat_full.shape and dec_tiled.shape == dec_full.shape
@@ -220,7 +220,7 @@ def _jit_archive(state: dict, path):
 
 @pytest.fixture(scope="module")
 def official_files(tmp_path_factory, dit_fixture, tok_fixture):
-    from engine.models.tiny import tiny_t5, tiny_tokenizer
+    from engine.models.tiny import tiny_t5, tiny_text_tokenizer
 
     root = tmp_path_factory.mktemp("official")
     torch.save({"model": _dit_state(dit_fixture)}, root / "model.pt")
@@ -234,7 +234,7 @@ def official_files(tmp_path_factory, dit_fixture, tok_fixture):
                  tok_dir / "decoder.jit")
     torch.save(torch.stack([tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"]]), tok_dir / "mean_std.pt")
     t5_dir = root / "t5"
-    tokenizer = tiny_tokenizer(512)
+    tokenizer = tiny_text_tokenizer(512)
     tiny_t5(len(tokenizer), 48, seed=5).save_pretrained(str(t5_dir))
     tokenizer.save_pretrained(str(t5_dir))
     return root
@@ -271,7 +271,7 @@ def test_convert_cli_writes_loadable_folder(official_files, tmp_path, dit_fixtur
     vae = load_vae(out, "cpu", torch.float32)
     _assert_same_tensors(vae.vae.state_dict(), tiny_vae.state_dict())
     torch.testing.assert_close(vae.encode(tok_fixture["input/video"]),
-                               VideoTokenizer(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"])
+                               VideoVAE(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"])
                                .encode(tok_fixture["input/video"]), rtol=0, atol=1e-5)
     assert (vae.encode(tok_fixture["input/video"]) - tok_fixture["latent/model_latent"]).abs().max() <= 1e-5
 
@@ -304,16 +304,65 @@ def test_convert_fails_loudly_and_writes_nothing(official_files, tmp_path, dit_f
     args[3] = str(fake)
     args[1] = str(official_files / "model.pt")
     assert main(args) == 2
-    assert "not a TorchScript archive" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a TorchScript archive" in err and "Cosmos tokenizer: " in err
     assert not out.exists()
     args[3] = str(tmp_path)
     assert main(args) == 2
     assert "neither encoder.jit" in capsys.readouterr().err
 
 
+def test_convert_keeps_latent_stats_in_the_vae_config_as_diffusers_reads_them(official_files, tmp_path,
+                                                                               tok_fixture):
+    import json
+
+    from engine.convert import convert_checkpoints
+    from engine.models import load_vae
+
+    out = convert_checkpoints(official_files / "model.pt", official_files / "Cosmos-Tokenize1-CV8x8x8-720p", None,
+                              tmp_path / "weights", dtype=torch.float32, chunk_frames=17)
+    assert sorted(p.name for p in (out / "vae").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+    config = json.loads((out / "vae" / "config.json").read_text())
+    mean, std = torch.tensor(config["latents_mean"]), torch.tensor(config["latents_std"])
+    # the flat 256 values of mean_std.pt, stored losslessly
+    assert torch.equal(mean, tok_fixture["mean_std/mean"].flatten()) and torch.equal(std, tok_fixture["mean_std/std"])
+    # read the way diffusers' Cosmos video2world pipeline reads them (channel-major), they give the official
+    # normalised latents
+    raw = tok_fixture["latent/raw"]
+    shape = (1, config["latent_channels"], -1, 1, 1)
+    latent = (raw - mean.view(shape)[:, :, :raw.shape[2]]) * 0.5 / std.view(shape)[:, :, :raw.shape[2]]
+    assert (latent - tok_fixture["latent/model_latent"]).abs().max().item() <= 1e-5
+    vae = load_vae(out, "cpu", torch.float32)
+    assert torch.equal(vae.mean.flatten(), mean) and torch.equal(vae.std.flatten(), std)
+
+
+def test_dit_key_table_equals_diffusers_cosmos_1_0_table():
+    """Every official 7B key gets the name diffusers' own Cosmos 1.0 table gives it (independent ground truth).
+
+    diffusers 0.42's converter empties its input before testing it for the Cosmos 1.0 marker key, so it
+    would apply its Cosmos 2.0 table; a mapping whose pop() keeps the keys lets the marker be seen.
+    """
+    from diffusers.loaders.single_file_utils import convert_cosmos_transformer_checkpoint_to_diffusers
+
+    from engine.models.dit import is_skipped_dit_key, rename_dit_key
+
+    class KeepKeys(dict):
+        def pop(self, key, *default):
+            return self[key]
+
+    names = load_fixture_meta("dit_tiny")["state_dict_keys"]
+    keys = [n.replace("block0.", f"block{i}.") for n in names if ".block0." in n for i in range(28)] + \
+        [n for n in names if ".block0." not in n and ".block1." not in n]
+    assert "net.blocks.block1.blocks.0.block.attn.to_q.0.weight" in keys and len(keys) == 574
+    converted = convert_cosmos_transformer_checkpoint_to_diffusers(KeepKeys({k: k for k in keys}))
+    theirs = {official: name for name, official in converted.items()}
+    ours = {k: rename_dit_key(k) for k in keys if not is_skipped_dit_key(k)}
+    assert ours == theirs  # same names, and diffusers drops exactly the keys we skip
+
+
 def test_tiling_rounds_odd_tile_sizes_to_the_compression(tiny_vae, tok_fixture):
     video = tok_fixture["input/video"][:, :, :1, :48, :64]
-    tok = VideoTokenizer(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"],
+    tok = VideoVAE(tiny_vae, tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"],
                          tiling=VaeTiling(tile_height=45, tile_width=37, overlap=13))
     lat = tok.encode(video)
     assert lat.shape == (1, 16, 1, 6, 8) and torch.isfinite(lat).all()

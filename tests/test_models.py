@@ -47,7 +47,7 @@ def test_config_rejects_non_json_and_reports_missing(tmp_path):
 
 def test_find_weights_lists_missing_parts_and_what_to_fetch(tmp_path, monkeypatch):
     status = find_weights(tmp_path)
-    assert not status.ok and set(status.missing) == {"config", "transformer", "vae", "text_encoder", "tokenizer"}
+    assert not status.ok and set(status.missing) == {"config", "transformer", "vae", "text_encoder", "text_tokenizer"}
     for needle in ("nvidia/GEN3C-Cosmos-7B", "nvidia/Cosmos-Tokenize1-CV8x8x8-720p", "google-t5/t5-11b",
                    "python -m engine convert", f"--out {tmp_path}", "GEN3C_WEIGHTS"):
         assert needle in status.help

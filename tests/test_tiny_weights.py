@@ -1,9 +1,10 @@
 """The tiny weights folder loads through the real loaders with consistent shapes."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from engine.errors import InputError
 from engine.models import (Gen3CConfig, find_weights, load_text_encoder, load_transformer, load_vae,
@@ -78,8 +79,34 @@ def test_cli_refuses_non_empty_folder_and_bad_sizes(tiny_dir, tmp_path, capsys):
 
 
 def test_latent_stats_layout(tiny_dir):
-    stats = load_file(str(tiny_dir / "vae" / "latent_stats.safetensors"))
+    config = json.loads((tiny_dir / "vae" / "config.json").read_text())
+    stats = {"mean": torch.tensor(config["latents_mean"]), "std": torch.tensor(config["latents_std"])}
     assert stats["mean"].shape == stats["std"].shape == (256,) and (stats["std"] > 0).all()
+    # diffusers' layout: the statistics live in the config, no side file
+    assert sorted(p.name for p in (tiny_dir / "vae").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.pop("latents_mean"), "no latents_mean/latents_std"),  # diffusers would fill in its defaults
+    (lambda c: c.update(latents_std=None), "no latents_mean/latents_std"),
+    (lambda c: c.update(latents_std=c["latents_std"][:-1]), "same size, a multiple of 16"),
+    (lambda c: c.update(latents_mean=c["latents_mean"][:32], latents_std=c["latents_std"][:32]),
+     "cover 2 latent frames, need 3"),
+    (lambda c: c.update(latents_std=[0.0] + c["latents_std"][1:]), "std > 0"),
+    (lambda c: c.update(latents_mean=["x"] * 256), "lists of numbers"),
+], ids=["absent", "null", "std-one-short", "two-frames-only", "zero-std", "strings"])
+def test_vae_config_without_valid_latent_stats_is_a_one_line_input_error(tiny_dir, tmp_path, edit, message):
+    import shutil
+
+    folder = tmp_path / "w"
+    shutil.copytree(tiny_dir, folder)
+    config_file = folder / "vae" / "config.json"
+    config = json.loads(config_file.read_text())
+    edit(config)
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(InputError, match=message) as caught:
+        load_vae(folder, "cpu", torch.float32)
+    assert str(caught.value).startswith(f"{config_file}: ") and "\n" not in str(caught.value)
 
 
 def test_tiny_moge_checkpoint_loads_through_depth_loader(tmp_path):

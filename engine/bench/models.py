@@ -148,7 +148,7 @@ def _build_vae(tiny: bool, device, dtype):
 
 
 def bench_vae(args) -> dict:
-    from engine.models.vae import VaeTiling, VideoTokenizer
+    from engine.models.vae import VaeTiling, VideoVAE
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.tiny else "cpu"))
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
@@ -167,7 +167,7 @@ def bench_vae(args) -> dict:
     for name, tl in (("untiled", None), ("tiled", tiling)):
         if name == "untiled" and args.skip_untiled:
             continue
-        tok = VideoTokenizer(vae, *stats, tiling=tl)
+        tok = VideoVAE(vae, *stats, tiling=tl)
         result[f"encode_{name}"] = _timed(lambda: latents.__setitem__(name, tok.encode(video)), device, args)
         lat = latents[name]
         result[f"decode_{name}"] = _timed(lambda: tok.decode(lat), device, args)

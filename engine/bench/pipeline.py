@@ -66,7 +66,7 @@ def _full_size_pipeline(device, placement, batch_cfg):
     from engine.models.config import Gen3CConfig
     from engine.models.dit import GEN3C_7B_NET_CONFIG, diffusers_config_from_official, set_attention, \
         set_qk_norm_eps
-    from engine.models.vae import VaeTiling, VideoTokenizer
+    from engine.models.vae import VaeTiling, VideoVAE
     from engine.pipeline import Gen3CPipeline
 
     config = Gen3CConfig()
@@ -84,7 +84,7 @@ def _full_size_pipeline(device, placement, batch_cfg):
     vae = AutoencoderKLCosmos().to(device=device, dtype=torch.bfloat16).eval().requires_grad_(False)
     n = config.latent_channels * 16
     tiling = VaeTiling() if placement == "low_memory" else None
-    tokenizer = VideoTokenizer(vae, torch.zeros(n), torch.ones(n), sigma_data=config.sigma_data,
+    tokenizer = VideoVAE(vae, torch.zeros(n), torch.ones(n), sigma_data=config.sigma_data,
                                pixel_chunk=config.chunk_frames, tiling=tiling)
     text = _RandomText(config.text_max_length, config.text_dim, device)
     return Gen3CPipeline(config, dit, tokenizer, text_encoder_loader=lambda: text, device=device,

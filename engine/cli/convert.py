@@ -10,7 +10,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine convert", description=__doc__.splitlines()[0])
     parser.add_argument("--gen3c", required=True, help="GEN3C-Cosmos-7B model.pt")
-    parser.add_argument("--tokenizer", required=True, help="Cosmos-Tokenize1-CV8x8x8-720p folder")
+    parser.add_argument("--tokenizer", required=True, help="official Cosmos tokenizer folder (the video VAE: Cosmos-Tokenize1-CV8x8x8-720p)")
     parser.add_argument("--t5", default=None, help="transformers T5 folder (e.g. google-t5/t5-11b)")
     parser.add_argument("--moge", default=None, help="optional MoGe model.pt to copy")
     parser.add_argument("--out", required=True, help="output weights folder")

@@ -77,7 +77,7 @@ def _resolve_weights(weights, zero_text: bool):
     from engine.models.weights import find_weights
 
     status = find_weights(weights)
-    status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "tokenizer")))
+    status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
     return Path(status.root)
 
 

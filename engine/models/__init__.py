@@ -1,4 +1,4 @@
-"""Diffusion models of GEN3C Studio: DiT, VAE (video tokenizer), T5 text encoder, weight discovery.
+"""Diffusion models of GEN3C Studio: DiT, video VAE, T5 text encoder, the weights folder.
 
 Attributes are imported lazily so `import engine.models` (e.g. for `find_weights` in the studio)
 does not pull in diffusers/transformers.
@@ -13,7 +13,7 @@ _EXPORTS = {
     "set_attention": "engine.models.dit",
     "compile_blocks": "engine.models.dit",
     "load_vae": "engine.models.vae",
-    "VideoTokenizer": "engine.models.vae",
+    "VideoVAE": "engine.models.vae",
     "VaeTiling": "engine.models.vae",
     "TextEncoder": "engine.models.text",
     "ZeroTextEncoder": "engine.models.text",

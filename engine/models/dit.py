@@ -102,6 +102,11 @@ def net_config_from_state_dict(state_dict: dict) -> dict:
 
 
 # ---- key names ------------------------------------------------------------------------------------
+# Our own table, not diffusers' `convert_cosmos_transformer_checkpoint_to_diffusers` (0.42): that function
+# empties its input before testing it for the Cosmos 1.0 marker key, so it always applies its Cosmos 2.0
+# table and gets 569 of the 574 GEN3C 7B names wrong. Its Cosmos 1.0 table (a local, not importable) gives
+# exactly this table (tests/test_convert.py checks every 7B key against it) except that it does not drop
+# Transformer Engine `_extra_state` entries.
 
 _FIXED = {
     "x_embedder.proj.1.weight": "patch_embed.proj.weight",
@@ -173,7 +178,7 @@ def build_transformer_on_meta(diffusers_config: dict):
     """An uninitialised CosmosTransformer3DModel (meta tensors), ready for `load_state_dict(assign=True)`."""
     from diffusers import CosmosTransformer3DModel
 
-    from engine.models._loading import on_meta_device
+    from engine.models.loading import on_meta_device
 
     with on_meta_device():
         model = CosmosTransformer3DModel(**diffusers_config)

@@ -41,7 +41,7 @@ class ZeroTextEncoder:
 
 
 class TextEncoder:
-    """T5 encoder + tokenizer with an on-disk cache of prompt embeddings.
+    """T5 encoder + its text tokenizer with an on-disk cache of prompt embeddings.
 
     `encode(prompts)` tokenises to `max_length` with padding (truncating longer prompts), runs the
     encoder, zeroes each row past its prompt's token count (official behaviour) and returns float32
@@ -128,7 +128,7 @@ def _identity(folder: Path, dtype: torch.dtype) -> str:
 
 
 def load_text_encoder(weights_dir=None, device=None, dtype=None, cache_dir=DEFAULT_CACHE) -> TextEncoder:
-    """T5 encoder + tokenizer from `<weights>/text_encoder` and `<weights>/tokenizer`.
+    """T5 encoder + text tokenizer from `<weights>/text_encoder` and `<weights>/text_tokenizer`.
 
     dtype defaults to bf16 on CUDA and fp32 on CPU. Raises WeightsMissingError when absent
     (use ZeroTextEncoder then).
@@ -138,7 +138,7 @@ def load_text_encoder(weights_dir=None, device=None, dtype=None, cache_dir=DEFAU
     from engine.models.weights import find_weights
 
     status = find_weights(weights_dir)
-    status.require("config", "text_encoder", "tokenizer")
+    status.require("config", "text_encoder", "text_tokenizer")
     from transformers import AutoTokenizer, T5EncoderModel
 
     cfg = Gen3CConfig.load(status.root)
@@ -148,5 +148,5 @@ def load_text_encoder(weights_dir=None, device=None, dtype=None, cache_dir=DEFAU
     model = T5EncoderModel.from_pretrained(str(folder), dtype=dtype).to(device).eval().requires_grad_(False)
     if model.config.d_model != cfg.text_dim:
         raise InputError(f"{folder}: d_model {model.config.d_model} != gen3c.json text_dim {cfg.text_dim}")
-    tokenizer = AutoTokenizer.from_pretrained(str(status.root / "tokenizer"))
-    return TextEncoder(model, tokenizer, cfg.text_max_length, _identity(folder, dtype), cache_dir=cache_dir)
+    text_tokenizer = AutoTokenizer.from_pretrained(str(status.root / "text_tokenizer"))
+    return TextEncoder(model, text_tokenizer, cfg.text_max_length, _identity(folder, dtype), cache_dir=cache_dir)

@@ -1,9 +1,9 @@
 """Tiny random models in the real weights layout, for tests and smoke runs (`python -m engine make-tiny-weights`).
 
 Every part the pipeline loads is written (DiT with in_channels 81, CV8x8x8-structured VAE with 16
-base channels, T5 encoder + an offline word-level tokenizer, latent statistics, gen3c.json with
-"tiny": true), deterministically from a seed. Weights are random: the output is noise, the code paths
-are the real ones.
+base channels and latent statistics in its config, T5 encoder + an offline word-level text tokenizer,
+gen3c.json with "tiny": true), deterministically from a seed. Weights are random: the output is noise,
+the code paths are the real ones.
 """
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ def tiny_vae(seed: int):
         return build_vae(diffusers_vae_config_from_official(tiny_vae_official_config())).eval()
 
 
-def tiny_tokenizer(max_length: int = TINY_TEXT_LENGTH):
-    """An offline word-level tokenizer with T5's special tokens (<pad>=0, </s>=1, <unk>=2) and EOS appended."""
+def tiny_text_tokenizer(max_length: int = TINY_TEXT_LENGTH):
+    """An offline word-level text tokenizer with T5's special tokens (<pad>=0, </s>=1, <unk>=2) and EOS appended."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -125,7 +125,7 @@ def make_tiny_weights(out_dir, height: int = 64, width: int = 128, chunk_frames:
     because it is the one part that is not tiny.
     """
     from engine.models.config import Gen3CConfig
-    from engine.models.layout import atomic_output_dir, save_transformer, save_vae
+    from engine.models.weights import atomic_output_dir, save_text_encoder, save_transformer, save_vae
 
     cfg = Gen3CConfig(height=height, width=width, chunk_frames=chunk_frames, text_max_length=TINY_TEXT_LENGTH,
                       text_dim=TINY_TEXT_DIM, tiny=True)
@@ -138,10 +138,8 @@ def make_tiny_weights(out_dir, height: int = 64, width: int = 128, chunk_frames:
         n = cfg.latent_channels * 16
         mean, std = 0.2 * torch.randn(n, generator=g), 0.5 + torch.rand(n, generator=g)
         save_vae(tiny_vae(seed + 2), mean, std, tmp)
-        tokenizer = tiny_tokenizer(cfg.text_max_length)
-        tokenizer.save_pretrained(str(tmp / "tokenizer"))
-        tiny_t5(len(tokenizer), cfg.text_dim, seed + 3).save_pretrained(str(tmp / "text_encoder"),
-                                                                          safe_serialization=True)
+        text_tokenizer = tiny_text_tokenizer(cfg.text_max_length)
+        save_text_encoder(tiny_t5(len(text_tokenizer), cfg.text_dim, seed + 3), text_tokenizer, tmp)
         if moge:
             write_tiny_moge(tmp / "moge" / "model.pt", seed + 4)
         cfg.save(tmp)

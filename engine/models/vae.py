@@ -1,8 +1,11 @@
-"""The Cosmos CV8x8x8 video tokenizer (diffusers AutoencoderKLCosmos) and GEN3C's latent scaling.
+"""The Cosmos CV8x8x8 video VAE (diffusers AutoencoderKLCosmos) and GEN3C's latent scaling.
 
-`VideoTokenizer` wraps the VAE exactly as the official `VideoJITTokenizer` + `DiffusionT2WModel`
-do: model latent = ((z - mu) / s) * sigma_data with mu/s from the flat 256-value `mean_std.pt`
-read channel-major (`view(C, -1)[:, :latent_T]`), and decode = vae.decode(latent / sigma_data * s + mu).
+`VideoVAE` wraps the VAE exactly as the official `VideoJITTokenizer` + `DiffusionT2WModel` do:
+model latent = ((z - mu) / s) * sigma_data with mu/s the flat 256-value statistics of the Cosmos
+tokenizer's `mean_std.pt`, read channel-major (`view(C, -1)[:, :latent_T]`), and decode =
+vae.decode(latent / sigma_data * s + mu). The weights folder keeps the statistics where diffusers does:
+`latents_mean` / `latents_std` of `vae/config.json`, the same flat channel-major lists (diffusers'
+Cosmos video2world pipeline reads them as `view(1, latent_channels, -1, 1, 1)[:, :, :latent_T]`).
 Optional spatial tiling (overlapping tiles blended with linear ramps) bounds peak memory.
 """
 from __future__ import annotations
@@ -33,9 +36,9 @@ CV8X8X8_CONFIG = {
 
 
 def diffusers_vae_config_from_official(config: dict) -> dict:
-    """AutoencoderKLCosmos constructor arguments for an official continuous video tokenizer config."""
+    """AutoencoderKLCosmos constructor arguments for an official Cosmos (continuous video) tokenizer config."""
     if not isinstance(config, dict):
-        raise InputError("VAE config: expected a dict of official tokenizer options")
+        raise InputError("VAE config: expected a dict of official Cosmos tokenizer options")
     missing = [k for k in _VAE_REQUIRED if k not in config]
     if missing:
         raise InputError(f"VAE config: missing options {', '.join(missing)}")
@@ -67,7 +70,7 @@ def diffusers_vae_config_from_official(config: dict) -> dict:
 
 
 def official_vae_config_from_state_dict(state_dict: dict) -> dict:
-    """Official tokenizer config of a CV-style checkpoint: widths, depth and compression read from the
+    """Official Cosmos tokenizer config of a CV-style checkpoint: widths, depth and compression read from the
     tensors, every other option as in CV8x8x8-720p."""
     def shape(key):
         if key not in state_dict:
@@ -138,7 +141,7 @@ def _mid_part(side: str, rest: str) -> str | None:
 
 
 def make_vae_key_renamer(num_levels: int):
-    """Official tokenizer key -> AutoencoderKLCosmos key (None if unknown) for `num_levels` resolutions."""
+    """Official Cosmos tokenizer key -> AutoencoderKLCosmos key (None if unknown) for `num_levels` resolutions."""
 
     def rename(key: str) -> str | None:
         m = re.fullmatch(r"(quant_conv|post_quant_conv)\.conv3d\.(weight|bias)", key)
@@ -259,25 +262,65 @@ def run_tiled(fn, x: torch.Tensor, in_tile: tuple[int, int], in_overlap: int, sc
     return out / weight
 
 
+# ---- latent statistics -----------------------------------------------------------------------------
+
+def check_latent_stats(mean, std, latent_channels: int, what: str = "VAE latent stats",
+                       min_frames: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat float32 (mean, std): same size, latent_channels x (>= min_frames) values, finite, std > 0."""
+    try:
+        mean = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        std = torch.as_tensor(std, dtype=torch.float32).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"{what}: mean/std must be lists of numbers") from None
+    if mean.shape != std.shape or mean.numel() == 0 or mean.numel() % latent_channels:
+        raise InputError(f"{what}: mean/std must have the same size, a multiple of {latent_channels} "
+                         f"(got {mean.numel()} and {std.numel()})")
+    if mean.numel() // latent_channels < min_frames:
+        raise InputError(f"{what}: {mean.numel()} values cover {mean.numel() // latent_channels} latent frames, "
+                         f"need {min_frames} ({latent_channels} channels x {min_frames})")
+    if not torch.isfinite(mean).all() or not torch.isfinite(std).all() or (std <= 0).any():
+        raise InputError(f"{what}: values must be finite and std > 0")
+    return mean, std
+
+
+def set_latent_stats(vae, mean, std) -> None:
+    """Store the flat channel-major statistics in the VAE's config (`latents_mean` / `latents_std`)."""
+    mean, std = check_latent_stats(mean, std, vae.config.latent_channels)
+    vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
+
+
+def read_latent_stats(config_file, latent_channels: int, min_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) from a VAE `config.json`, read from the file itself: diffusers would silently fill in
+    its own default statistics where the entries are absent."""
+    import json
+
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{config_file}: not a readable JSON file ({exc.__class__.__name__})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("latents_mean"), list) \
+            or not isinstance(config.get("latents_std"), list):
+        raise InputError(f"{config_file}: no latents_mean/latents_std lists (a folder from an older version: "
+                         "run `python -m engine convert` again)")
+    return check_latent_stats(config["latents_mean"], config["latents_std"], latent_channels, str(config_file),
+                              min_frames)
+
+
 # ---- the GEN3C wrapper -------------------------------------------------------------------------------
 
-class VideoTokenizer:
+class VideoVAE:
     """Encode pixels to GEN3C model latents and back, with the official normalisation.
 
-    `mean`/`std` are the flat `mean_std.pt` statistics (latent_channels x 16 latent frames, channel-
-    major). `pixel_chunk` (e.g. 121) splits longer videos into independently encoded chunks as the
-    official wrapper does (None: the whole video is one chunk). `tiling` (a VaeTiling or None)
-    enables spatial tiling. Batch items are encoded one at a time. Latents are returned in float32.
+    `mean`/`std` are the flat statistics of the Cosmos tokenizer's `mean_std.pt` (latent_channels x 16
+    latent frames, channel-major). `pixel_chunk` (e.g. 121) splits longer videos into independently
+    encoded chunks as the official wrapper does (None: the whole video is one chunk). `tiling` (a
+    VaeTiling or None) enables spatial tiling. Batch items are encoded one at a time. Latents are returned in float32.
     """
 
     def __init__(self, vae, mean: torch.Tensor, std: torch.Tensor, sigma_data: float = 0.5,
                  pixel_chunk: int | None = None, tiling: VaeTiling | None = None):
         channels = vae.config.latent_channels
-        mean, std = torch.as_tensor(mean).flatten().float(), torch.as_tensor(std).flatten().float()
-        if mean.shape != std.shape or mean.numel() % channels:
-            raise InputError(f"VAE latent stats: mean/std must have the same size, a multiple of {channels}")
-        if not torch.isfinite(mean).all() or not torch.isfinite(std).all() or (std <= 0).any():
-            raise InputError("VAE latent stats: values must be finite and std > 0")
+        mean, std = check_latent_stats(mean, std, channels)
         if pixel_chunk is not None and (pixel_chunk < 1 or (pixel_chunk - 1) % vae.config.temporal_compression_ratio):
             raise InputError(f"VAE pixel_chunk {pixel_chunk} must be 1 + a multiple of "
                              f"{vae.config.temporal_compression_ratio}")
@@ -401,7 +444,7 @@ class VideoTokenizer:
             pieces.append(self.decode_raw(z))
         return torch.cat(pieces, dim=2)
 
-    def to(self, device=None, dtype=None) -> "VideoTokenizer":
+    def to(self, device=None, dtype=None) -> "VideoVAE":
         self.vae.to(device=device, dtype=dtype)
         return self
 
@@ -412,31 +455,9 @@ class VideoTokenizer:
 
 # ---- loading ---------------------------------------------------------------------------------------------
 
-LATENT_STATS_NAME = "latent_stats.safetensors"
-LOW_MEMORY_TILING = VaeTiling()
-
-
-def save_latent_stats(path, mean: torch.Tensor, std: torch.Tensor) -> None:
-    from safetensors.torch import save_file
-
-    save_file({"mean": mean.detach().float().flatten().contiguous(),
-               "std": std.detach().float().flatten().contiguous()}, str(path))
-
-
-def load_latent_stats(path) -> tuple[torch.Tensor, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        stats = load_file(str(path))
-    except Exception as exc:  # safetensors raises several types for corrupt files
-        raise InputError(f"{path}: unreadable latent statistics ({exc.__class__.__name__})") from None
-    if set(stats) != {"mean", "std"}:
-        raise InputError(f"{path}: expected tensors 'mean' and 'std', found {sorted(stats)}")
-    return stats["mean"], stats["std"]
-
-
-def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None = None) -> VideoTokenizer:
-    """The VideoTokenizer of `<weights>/vae`, with sigma_data and pixel chunk from gen3c.json.
+def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None = None) -> VideoVAE:
+    """The VideoVAE of `<weights>/vae` (statistics from its config.json), with sigma_data and pixel chunk
+    from gen3c.json.
 
     The VAE runs in `dtype` (bf16 on CUDA, fp32 on CPU by default); at bf16 the statistics are rounded
     to bf16 as the official wrapper stores them (`is_bf16=True`).
@@ -447,9 +468,10 @@ def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None
 
     status = find_weights(weights_dir)
     status.require("config", "vae")
+    cfg = Gen3CConfig.load(status.root)
+    mean, std = read_latent_stats(status.root / "vae" / "config.json", cfg.latent_channels, cfg.latent_frames)
     from diffusers import AutoencoderKLCosmos
 
-    cfg = Gen3CConfig.load(status.root)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     vae = AutoencoderKLCosmos.from_pretrained(str(status.root / "vae"), torch_dtype=dtype)
@@ -457,7 +479,7 @@ def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None
     if vae.config.latent_channels != cfg.latent_channels:
         raise InputError(f"{status.root}: vae latent_channels {vae.config.latent_channels} != gen3c.json "
                          f"{cfg.latent_channels}")
-    mean, std = load_latent_stats(status.root / "vae" / LATENT_STATS_NAME)
     if dtype == torch.bfloat16:
         mean, std = mean.bfloat16().float(), std.bfloat16().float()
-    return VideoTokenizer(vae, mean, std, sigma_data=cfg.sigma_data, pixel_chunk=cfg.chunk_frames, tiling=tiling)
+    return VideoVAE(vae, mean, std, sigma_data=cfg.sigma_data, pixel_chunk=cfg.chunk_frames, tiling=tiling)
+

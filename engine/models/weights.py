@@ -1,11 +1,13 @@
-"""Finding a weights folder and saying exactly what is missing."""
+"""The weights folder: its layout, finding it (saying exactly what is missing), writing it atomically."""
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import WeightsMissingError
+from engine.errors import InputError, WeightsMissingError
 
 ENV_VAR = "GEN3C_WEIGHTS"
 DEFAULT_DIR = "weights"
@@ -16,20 +18,23 @@ PARTS = {
     "transformer": (("transformer/config.json",),
                     ("transformer/diffusion_pytorch_model.safetensors",
                      "transformer/diffusion_pytorch_model.safetensors.index.json")),
-    "vae": (("vae/config.json",), ("vae/diffusion_pytorch_model.safetensors",), ("vae/latent_stats.safetensors",)),
+    "vae": (("vae/config.json",), ("vae/diffusion_pytorch_model.safetensors",)),
     "text_encoder": (("text_encoder/config.json",),
                      ("text_encoder/model.safetensors", "text_encoder/model.safetensors.index.json")),
-    "tokenizer": (("tokenizer/tokenizer.json", "tokenizer/spiece.model", "tokenizer/tokenizer_config.json"),),
+    "text_tokenizer": (("text_tokenizer/tokenizer.json", "text_tokenizer/spiece.model",
+                        "text_tokenizer/tokenizer_config.json"),),
 }
 OPTIONAL_PARTS = {"moge": (("moge/model.pt",),)}
+SHARD_SIZE = "5GB"
 
 SOURCES = """\
 Download the official checkpoints (about 50 GB, NVIDIA Open Model License / Apache-2.0):
   huggingface-cli download nvidia/GEN3C-Cosmos-7B --local-dir checkpoints/Gen3C-Cosmos-7B          (model.pt)
   huggingface-cli download nvidia/Cosmos-Tokenize1-CV8x8x8-720p --local-dir checkpoints/Cosmos-Tokenize1-CV8x8x8-720p
-        (encoder.jit, decoder.jit, mean_std.pt)
+        (the video VAE: encoder.jit, decoder.jit, mean_std.pt)
   huggingface-cli download google-t5/t5-11b --local-dir checkpoints/google-t5/t5-11b \\
         --include "config.json" "*.safetensors*" "pytorch_model*.bin*" "spiece.model" "tokenizer*"
+        (the text encoder and its text tokenizer)
   optional depth model: huggingface-cli download Ruicheng/moge-vitl --local-dir checkpoints/moge-vitl  (model.pt)
 then convert them into {target}:
   python -m engine convert --gen3c checkpoints/Gen3C-Cosmos-7B/model.pt \\
@@ -102,3 +107,50 @@ def find_weights(weights_dir=None) -> WeightsStatus:
         if missing:
             status.missing_files[part] = missing
     return status
+
+
+# ---- writing a weights folder ------------------------------------------------------------------------
+
+@contextmanager
+def atomic_output_dir(out_dir, overwrite: bool = False):
+    """Yield a temporary sibling folder; on success it replaces `out_dir`, on error it is removed."""
+    out = Path(out_dir).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise InputError(f"output folder {out} exists and is not empty (choose another or pass --overwrite)")
+    if not out.parent.is_dir():
+        raise InputError(f"output folder's parent {out.parent} does not exist")
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def save_transformer(transformer, folder: Path) -> None:
+    transformer.save_pretrained(str(folder / "transformer"), safe_serialization=True, max_shard_size=SHARD_SIZE)
+
+
+def save_vae(vae, mean, std, folder: Path) -> None:
+    """`<folder>/vae`: the AutoencoderKLCosmos with the latent statistics in its config (diffusers' layout)."""
+    from engine.models.vae import set_latent_stats
+
+    set_latent_stats(vae, mean, std)
+    vae.save_pretrained(str(folder / "vae"), safe_serialization=True)
+
+
+def save_text_encoder(text_encoder, text_tokenizer, folder: Path) -> None:
+    """`<folder>/text_encoder` (T5EncoderModel) and `<folder>/text_tokenizer` (its tokenizer)."""
+    text_encoder.save_pretrained(str(folder / "text_encoder"), safe_serialization=True, max_shard_size=SHARD_SIZE)
+    text_tokenizer.save_pretrained(str(folder / "text_tokenizer"))
