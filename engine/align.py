@@ -77,7 +77,6 @@ def align_depth(
     iterations: int = 100,
     lr: float = 1e-3,
     smoothness: float = 0.1,
-    generator: torch.Generator | None = None,
     return_info: bool = False,
 ):
     """Align ``new_depth`` to ``target_depth`` (the cache's depth rendered at the same camera).
@@ -93,8 +92,6 @@ def align_depth(
             Pass ``inverse(new_w2c)`` for official parity (see the module docstring).
         method: ``"non_rigid"`` (default), ``"rigid"`` or ``None`` (no alignment, only the clamp).
         iterations, lr, smoothness: the non-rigid optimisation (official: 100, 1e-3, 0.1).
-        generator: accepted for a uniform call signature; the procedure is deterministic and draws
-            no random numbers.
         return_info: also return an :class:`AlignInfo`.
 
     Returns:
@@ -107,7 +104,6 @@ def align_depth(
     :class:`AlignmentWarning` is issued and ``AlignInfo.fallback`` names the reason. Malformed input
     (shapes, non-finite target or camera, unknown method) raises :class:`InputError`.
     """
-    del generator  # deterministic procedure; see docstring
     if method not in METHODS:
         raise InputError(f"alignment method must be one of {METHODS}, got {method!r}")
     depth, out_shape = _as_map(new_depth, "new_depth")

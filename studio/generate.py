@@ -27,8 +27,7 @@ def weights_status(weights_dir) -> tuple[bool, str]:
     except (ImportError, AttributeError) as exc:  # engine.models not installed in this build
         return False, f"**Generation unavailable:** the model loader is missing ({exc.__class__.__name__})."
     if status.ok:
-        where = getattr(status, "path", None) or weights_dir
-        return True, f"Weights found in `{where}`. One generation runs at a time; queue position is shown."
+        return True, f"Weights found in `{status.root}`. One generation runs at a time; queue position is shown."
     first, _, rest = str(status.help).partition("\n")
     return False, f"**Generation unavailable: weights missing.** {first}\n\n```text\n{rest.strip()}\n```"
 

@@ -19,7 +19,6 @@ frames the scene like the input image. Position, viewing direction and roll are 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -184,7 +183,3 @@ def parse_view_payload(text: str) -> tuple[dict, SceneBox | None]:
             raise InputError("3D view camera: degenerate axis ranges")
         box = SceneBox(lo, hi, aspect)
     return data["camera"], box
-
-
-def fov_deg_from_focal(focal_px: float, size_px: float) -> float:
-    return math.degrees(2 * math.atan(size_px / (2 * focal_px)))

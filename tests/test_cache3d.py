@@ -6,8 +6,8 @@ import torch
 
 from engine.cache3d import Cache3D
 from engine.errors import InputError
-from engine.warp import splat_reference
 from reference_fixtures import load_fixture
+from warp_reference import splat_reference
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,13 @@ def test_panel_reports_tiny_weights_as_ready(tiny_weights_dir):
     assert ok and str(tiny_weights_dir) in message
 
 
+def test_panel_names_the_folder_found_through_the_environment(tiny_weights_dir, monkeypatch):
+    """No folder given (the app's default): the message names the one $GEN3C_WEIGHTS points to."""
+    monkeypatch.setenv("GEN3C_WEIGHTS", str(tiny_weights_dir))
+    ok, message = gen.weights_status(None)
+    assert ok and f"`{tiny_weights_dir}`" in message
+
+
 def test_generate_writes_a_video_with_progress(session, tiny_weights_dir):
     seen = []
 

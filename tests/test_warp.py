@@ -7,10 +7,11 @@ import torch
 from engine.errors import InputError
 from engine.geometry import reliable_depth_mask, unproject_depth
 from engine import warp
-from engine.warp import splat, splat_reference
+from engine.warp import splat
 from reference_fixtures import load_fixture
+from warp_reference import splat_reference
 
-KERNELS = ["torch"] + (["numba"] if warp._nb is not None else [])
+KERNELS = list(warp.cpu_kernels())
 
 
 @pytest.fixture(params=KERNELS)

@@ -1,0 +1,51 @@
+"""Studio logic as plain functions: Session in, Session (or display values) out. No gradio here.
+
+Every function validates what it gets and raises `engine.errors.InputError` with a one-line message
+for bad input; the session it was given is never modified (sessions are immutable), so a failed edit
+changes nothing. `studio.events` wires these to components and turns InputError into a visible error.
+
+Modules by concern: `scene` (load a sample or upload, status, preview caches), `path_edits` (presets,
+keyframe edits, undo/redo, interpolation), `table` (the keyframe table), `preview` (frames, path
+video, 3D view), `common` (shared checks). The names below are what the studio and its tests use.
+"""
+from studio.handlers.common import MODEL_SIZE, require_path, require_scene
+from studio.handlers.path_edits import (
+    CHUNK_CHOICES,
+    DEFAULT_PRESET,
+    add_keyframe,
+    add_keyframe_at_frame,
+    add_keyframe_from_view,
+    delete_keyframe,
+    duplicate_keyframe,
+    look_at_clicked_point,
+    move_keyframe,
+    redo,
+    select_keyframe,
+    set_interpolation,
+    set_length,
+    set_preset,
+    undo,
+)
+from studio.handlers.preview import (
+    HOLE_RGB,
+    coverage_warning,
+    preview_stride,
+    render_frame,
+    render_path,
+    scene_figure,
+    view_box,
+    with_cameras,
+)
+from studio.handlers.scene import load_sample, load_upload, scene_status
+from studio.handlers.table import TABLE_LOOK, edit_table, keyframe_table, path_summary
+
+__all__ = [
+    "MODEL_SIZE", "require_path", "require_scene",
+    "CHUNK_CHOICES", "DEFAULT_PRESET", "add_keyframe", "add_keyframe_at_frame", "add_keyframe_from_view",
+    "delete_keyframe", "duplicate_keyframe", "look_at_clicked_point", "move_keyframe",
+    "redo", "select_keyframe", "set_interpolation", "set_length", "set_preset", "undo",
+    "HOLE_RGB", "coverage_warning", "preview_stride", "render_frame", "render_path", "scene_figure",
+    "view_box", "with_cameras",
+    "load_sample", "load_upload", "scene_status",
+    "TABLE_LOOK", "edit_table", "keyframe_table", "path_summary",
+]

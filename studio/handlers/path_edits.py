@@ -1,0 +1,222 @@
+"""Camera-path edits: presets, keyframes added / deleted / duplicated / moved, undo and redo, interpolation.
+
+Each edit takes a Session and returns a new one with its history recorded; bad input raises
+`engine.errors.InputError` and the given session is left as it was (sessions are immutable).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+
+from engine.errors import InputError
+from studio.handlers.common import finite, frame_index, require_path, require_scene, selected_index
+from studio.handlers.preview import view_box
+from studio.state import PREVIEW_SIZE, History, Session
+from studio.viewcam import parse_view_payload, pose_from_plotly_camera, to_world, w2c_from_look
+
+CHUNK_CHOICES = (1, 2, 3, 4)  # video length in chunks: 120 * N + 1 frames
+DEFAULT_PRESET = dict(kind="zoom_in", rotation="center_facing", distance=0.3, chunks=1, corrected=False)
+
+
+def frames_for_chunks(chunks) -> int:
+    try:
+        n = int(chunks)
+    except (TypeError, ValueError):
+        raise InputError(f"video length must be 1-4 chunks, got {chunks!r}") from None
+    if n not in CHUNK_CHOICES:
+        raise InputError(f"video length must be 1-4 chunks, got {chunks!r}")
+    return 120 * n + 1
+
+
+def _vec3(values, name: str) -> np.ndarray:
+    if isinstance(values, str):
+        values = [v for v in values.replace(",", " ").split() if v]
+    try:
+        items = list(values)
+    except TypeError:
+        raise InputError(f"{name} must be three numbers, got {values!r}") from None
+    if len(items) != 3:
+        raise InputError(f"{name} must be three numbers (x, y, z), got {len(items)}")
+    return np.array([finite(v, f"{name} {a}") for v, a in zip(items, "xyz")])
+
+
+def set_preset(session: Session | None, kind: str, rotation: str, distance, chunks, corrected: bool = False,
+               *, record: bool = True) -> Session:
+    """An official GEN3C trajectory as the path: every frame a keyframe (exact official cameras)."""
+    from engine import cameras
+    from engine.paths import CameraPath
+
+    session = require_scene(session)
+    if kind not in cameras.PRESETS:
+        raise InputError(f"unknown preset {kind!r}; valid: {', '.join(cameras.PRESETS)}")
+    if rotation not in cameras.ROTATION_MODES:
+        raise InputError(f"unknown rotation mode {rotation!r}; valid: {', '.join(cameras.ROTATION_MODES)}")
+    dist = finite(distance, "movement distance")
+    if not 0 < abs(dist) <= 10:
+        raise InputError(f"movement distance must be in (0, 10], got {distance!r}")
+    frames = frames_for_chunks(chunks)
+    scene = session.scene
+    w2cs, Ks = cameras.preset_trajectory(kind, scene.w2c, scene.K, frames, dist, rotation,
+                                         corrected=bool(corrected))
+    interp = session.path.interpolation if session.path is not None else "smooth"
+    path = CameraPath.from_cameras(w2cs, Ks, scene.height, interpolation=interp)
+    return session.with_path(path, record=record, num_frames=frames, selected=0)
+
+
+def set_length(session: Session, chunks) -> Session:
+    """Change the video length (frames) without touching the keyframes."""
+    session = require_scene(session)
+    frames = frames_for_chunks(chunks)
+    if frames == session.num_frames:
+        return session
+    return session.replace(num_frames=frames, frame_cams=None, video_cams=None)
+
+
+def _scene_fov(session: Session) -> float:
+    from engine.cameras import fov_y_from_intrinsics
+
+    return float(fov_y_from_intrinsics(session.scene.K, session.scene.height))
+
+
+def _insert(session: Session, index: int, keyframe) -> Session:
+    from engine.paths import CameraPath, Keyframe
+
+    if session.path is None:
+        first = Keyframe(np.asarray(session.scene.w2c, dtype=np.float64), _scene_fov(session))
+        path = CameraPath((first, keyframe))
+        return session.with_path(path, selected=1)
+    path = session.path.inserted(index, keyframe)
+    return session.with_path(path, selected=index)
+
+
+def add_keyframe(session: Session, position, look_at, fov_y_deg=None, roll_deg=0.0, index=None) -> Session:
+    """Add a keyframe from explicit numbers (world units, OpenCV axes), after the selected one by default."""
+    from engine.paths import Keyframe
+
+    session = require_scene(session)
+    pos, target = _vec3(position, "position"), _vec3(look_at, "look-at")
+    fov = _scene_fov(session) if fov_y_deg in (None, "") else finite(fov_y_deg, "FOV")
+    kf = Keyframe.from_look_at(pos, target, fov, finite(roll_deg or 0.0, "roll"))
+    return _insert(session, _insert_index(session, index), kf)
+
+
+def _insert_index(session: Session, index) -> int:
+    if session.path is None:
+        return 1
+    n = len(session.path.keyframes)
+    if index in (None, ""):
+        return n
+    i = int(finite(index, "keyframe index"))
+    if not 0 <= i <= n:
+        raise InputError(f"keyframe index {i} out of range 0..{n}")
+    return i
+
+
+def add_keyframe_from_view(session: Session, payload: str) -> Session:
+    """Add the camera the user sees in the 3D view (payload from studio.js.READ_VIEW_JS) as a keyframe.
+
+    The keyframe takes the scene's vertical FOV (see studio.viewcam for why).
+    """
+    from engine.paths import Keyframe
+
+    session = require_scene(session)
+    camera, box = parse_view_payload(payload)
+    w2c = pose_from_plotly_camera(camera, box or view_box(session))
+    kf = Keyframe(w2c, _scene_fov(session))
+    return _insert(session, _insert_index(session, None), kf)
+
+
+def add_keyframe_at_frame(session: Session, frame) -> Session:
+    """Insert the camera of preview frame `frame` as a keyframe, between the keyframes around it."""
+    from engine.paths import Keyframe
+
+    session = require_path(session)
+    t = frame_index(session, frame)
+    w2cs, _, fovs = session.path.sample_numpy(session.num_frames, *PREVIEW_SIZE)
+    times = session.path.frame_times(session.num_frames)
+    keys = session.path.key_times()
+    kf = Keyframe(w2cs[t], float(fovs[t]))
+    index = int(np.searchsorted(keys, times[t], side="right"))
+    if index > 0 and np.isclose(keys[index - 1], times[t]):
+        raise InputError(f"frame {t} is already keyframe {index}")
+    return _insert(session, index, kf)
+
+
+def select_keyframe(session: Session, index) -> Session:
+    session = require_path(session)
+    i = int(finite(index, "keyframe number"))
+    n = len(session.path.keyframes)
+    if not 0 <= i < n:
+        raise InputError(f"keyframe {i + 1} does not exist (1..{n})")
+    return session.replace(selected=i)
+
+
+def delete_keyframe(session: Session) -> Session:
+    session = require_path(session)
+    i = selected_index(session)
+    if len(session.path.keyframes) <= 2:
+        raise InputError("a path needs at least 2 keyframes: add one before deleting")
+    return session.with_path(session.path.removed(i), selected=max(0, i - 1))
+
+
+def duplicate_keyframe(session: Session) -> Session:
+    session = require_path(session)
+    path = session.path.duplicated(selected_index(session))
+    return session.with_path(path, selected=len(path.keyframes) - 1)
+
+
+def move_keyframe(session: Session, step: int) -> Session:
+    session = require_path(session)
+    i = selected_index(session)
+    j = i + int(step)
+    if not 0 <= j < len(session.path.keyframes):
+        raise InputError(f"keyframe {i + 1} cannot move further {'up' if step < 0 else 'down'}")
+    return session.with_path(session.path.moved(i, j), selected=j)
+
+
+def set_interpolation(session: Session, interpolation: str, constant_speed: bool) -> Session:
+    session = require_path(session)
+    if interpolation == session.path.interpolation and bool(constant_speed) == session.path.constant_speed:
+        return session
+    return session.with_path(session.path.with_options(interpolation=interpolation,
+                                                       constant_speed=bool(constant_speed)))
+
+
+def look_at_clicked_point(session: Session, payload: str) -> Session:
+    """Turn the selected keyframe toward a clicked cloud point (payload from studio.js.CLICK_HOOK_JS)."""
+    session = require_path(session)
+    try:
+        data = json.loads(payload)
+        point = to_world(np.array([float(data[a]) for a in "xyz"]))
+    except (TypeError, ValueError, KeyError, json.JSONDecodeError):
+        raise InputError("clicked point: expected JSON with x, y, z numbers") from None
+    if not np.isfinite(point).all():
+        raise InputError("clicked point: non-finite coordinates")
+    i = selected_index(session)
+    kf = session.path.keyframes[i]
+    up = -kf.rotation[:, 1]  # keep the keyframe's roll as far as the new direction allows
+    w2c = w2c_from_look(kf.position, point, up)
+    return session.with_path(session.path.with_keyframe(i, replace(kf, w2c=w2c)))
+
+
+def undo(session: Session) -> Session:
+    session = require_scene(session)
+    history, path = session.history.undo(session.path)
+    if path is False:
+        raise InputError("nothing to undo")
+    return _restore(session, history, path)
+
+
+def redo(session: Session) -> Session:
+    session = require_scene(session)
+    history, path = session.history.redo(session.path)
+    if path is False:
+        raise InputError("nothing to redo")
+    return _restore(session, history, path)
+
+
+def _restore(session: Session, history: History, path) -> Session:
+    selected = 0 if path is None else min(session.selected, len(path.keyframes) - 1)
+    return session.with_path(path, record=False, history=history, selected=selected)

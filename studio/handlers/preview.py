@@ -1,0 +1,107 @@
+"""Previews: one warped frame, the whole-path video frames and their coverage, the 3D view figure."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from studio import figures
+from studio.handlers.common import MODEL_SIZE, frame_index, require_path, selected_index
+from studio.state import COVERAGE_WARN, PREVIEW_SIZE, VIDEO_SIZE, Session
+from studio.viewcam import SceneBox, to_display
+
+HOLE_RGB = np.array([255, 0, 170], dtype=np.uint8)
+
+
+def with_cameras(session: Session) -> Session:
+    """The session with the path's preview cameras sampled (cached until the path changes)."""
+    if session.path is None or session.frame_cams is not None:
+        return session
+    return session.replace(frame_cams=session.path.sample(session.num_frames, *PREVIEW_SIZE),
+                           video_cams=session.path.sample(session.num_frames, *VIDEO_SIZE))
+
+
+def render_frame(session: Session, frame, show_holes: bool = False) -> tuple[np.ndarray, float]:
+    """The warped preview of one frame (uint8 [H,W,3] at PREVIEW_SIZE) and its coverage in [0, 1]."""
+    session = with_cameras(require_path(session))
+    t = frame_index(session, frame)
+    w2cs, Ks = session.frame_cams
+    images, masks = session.preview.frame_cache.render(w2cs[t:t + 1], Ks[t:t + 1])
+    return _to_rgb(images[0, -1], masks[0, -1], show_holes), float(masks[0, -1].float().mean())
+
+
+def _to_rgb(image, mask, show_holes: bool) -> np.ndarray:
+    from engine.images import to_uint8
+
+    rgb = to_uint8(image)
+    if show_holes:
+        hole = np.asarray(mask.detach().cpu().numpy()[0] < 0.5)
+        rgb = rgb.copy()
+        rgb[hole] = HOLE_RGB
+    return rgb
+
+
+def render_path(session: Session, show_holes: bool = False, stride: int = 1):
+    """Every `stride`-th frame of the path at VIDEO_SIZE.
+
+    Returns (frame indices [F], frames uint8 [F,H,W,3], coverage [F] in [0, 1]).
+    """
+    session = with_cameras(require_path(session))
+    stride = max(int(stride), 1)
+    w2cs, Ks = session.video_cams
+    index = np.arange(0, len(w2cs), stride)
+    if index[-1] != len(w2cs) - 1:
+        index = np.append(index, len(w2cs) - 1)  # always show where the path ends
+    sel = torch.as_tensor(index)
+    images, masks = session.preview.video_cache.render(w2cs[sel], Ks[sel], frame_chunk=32)
+    frames = np.stack([_to_rgb(images[t, -1], masks[t, -1], show_holes) for t in range(len(index))])
+    coverage = masks[:, -1].float().mean(dim=(1, 2, 3)).cpu().numpy()
+    return index, frames, coverage
+
+
+def preview_stride() -> int:
+    """Frames to skip in the whole-path preview: every frame on a GPU, every 2nd on a CPU."""
+    return 1 if torch.cuda.is_available() else 2
+
+
+def coverage_warning(coverage: np.ndarray, frames: np.ndarray | None = None) -> str:
+    coverage = np.asarray(coverage)
+    frames = np.arange(len(coverage)) if frames is None else np.asarray(frames)
+    low = np.flatnonzero(coverage < COVERAGE_WARN)
+    if len(low) == 0:
+        return f"Coverage stays above {COVERAGE_WARN:.0%} along the whole path."
+    return (f"Warning: {len(low)} frames (first {frames[low[0]]}, worst {frames[np.argmin(coverage)]} at "
+            f"{float(np.min(coverage)):.0%}) are under {COVERAGE_WARN:.0%} covered: "
+            "the camera leaves what the cache can show; the model will have to invent those parts.")
+
+
+def view_box(session: Session) -> SceneBox:
+    """The 3D view's axis box: the point cloud, the seed camera and every path camera."""
+    xyz = session.preview.cloud[0]
+    extra = [np.zeros((1, 3))]
+    if session.path is not None:
+        extra.append(np.array([kf.position for kf in session.path.keyframes]))
+    return SceneBox.around(to_display(np.concatenate([xyz] + extra)))
+
+
+def scene_figure(session: Session | None, frame=None):
+    """The 3D view for the session (point cloud, keyframes, path, every frame's camera for the highlight)."""
+    if session is None or session.scene is None:
+        return None
+    session = with_cameras(session)
+    cloud_xyz, cloud_rgb = session.preview.cloud
+    keyframes, centres, cams, current = [], None, None, 0
+    selected = None
+    if session.path is not None:
+        keyframes = [(kf.w2c, kf.fov_y_deg) for kf in session.path.keyframes]
+        selected = selected_index(session)
+        w2cs = session.frame_cams[0].double().numpy()
+        centres = -np.einsum("tji,tj->ti", w2cs[:, :3, :3], w2cs[:, :3, 3])
+        fy = session.frame_cams[1].double().numpy()[:, 1, 1]
+        cams = (w2cs, np.degrees(2 * np.arctan(PREVIEW_SIZE[0] / (2 * fy))))
+        if frame is not None:
+            current = min(max(int(frame), 0), session.num_frames - 1)
+    return figures.scene_figure(
+        cloud_xyz, cloud_rgb, box=view_box(session), aspect=MODEL_SIZE[1] / MODEL_SIZE[0],
+        focus_distance=session.preview.focus_distance, keyframes=keyframes, selected=selected,
+        path_centres=centres, frame_cameras=cams, current=current, uirevision=session.scene_label,
+    )

@@ -1,0 +1,112 @@
+"""Scene handlers: load a bundled sample or an upload, the scene status line, the preview caches."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.errors import InputError
+from studio import figures
+from studio.handlers.common import MODEL_SIZE, finite
+from studio.handlers.path_edits import DEFAULT_PRESET, set_preset
+from studio.state import PREVIEW_SIZE, VIDEO_SIZE, History, Preview, Session
+
+OFFICIAL_FILTER_THRESHOLD = 0.05
+
+
+def preview_cache(small_scene, model_height: int):
+    """A Cache3D of a down-sized scene that shows what the model-resolution cache shows.
+
+    The official depth-edge filter compares depths over a 5x5 pixel window, so at 1/s of the
+    resolution the same edges look s times steeper; the threshold is scaled by s so the preview drops
+    the same points the model-resolution cache drops (coverage then agrees across resolutions).
+    """
+    from engine.cache3d import Cache3D
+
+    scale = model_height / small_scene.height
+    return Cache3D(small_scene.image, small_scene.depth, small_scene.w2c, small_scene.K,
+                   filter_points_threshold=OFFICIAL_FILTER_THRESHOLD * scale)
+
+
+def _scene_session(session: Session | None, scene, source: tuple, label: str) -> Session:
+    """A session on a new scene: preview caches built, default preset path, history cleared."""
+    ph, pw = PREVIEW_SIZE
+    vh, vw = VIDEO_SIZE
+    small = scene.resized(ph, pw)
+    tiny = scene.resized(vh, vw)
+    depth = np.asarray(scene.depth).reshape(-1)
+    valid = depth[np.isfinite(depth) & (depth > 0)]
+    focus = float(np.median(valid)) if len(valid) else 1.0
+    xyz, rgb = scene.point_cloud(max_points=figures.POINT_BUDGET)
+    preview = Preview(
+        frame_cache=preview_cache(small, scene.height),
+        video_cache=preview_cache(tiny, scene.height),
+        focus_distance=focus,
+        cloud=(np.asarray(xyz), np.asarray(rgb)),
+    )
+    base = session or Session()
+    fresh = base.replace(scene=scene, scene_label=label, source=source, preview=preview, path=None,
+                         history=History(), selected=0, frame_cams=None, video_cams=None)
+    return set_preset(fresh, **DEFAULT_PRESET, record=False)
+
+
+def load_sample(session: Session | None, name: str) -> Session:
+    """Load a bundled sample scene (exact depth, no weights needed)."""
+    from engine import samples
+    from engine.scene import build_scene
+
+    names = samples.list_samples()
+    if name not in names:
+        raise InputError(f"unknown sample {name!r}; available: {', '.join(names)}")
+    image, depth = samples.load_sample(name)
+    scene = build_scene(image, depth, *MODEL_SIZE)
+    return _scene_session(session, scene, (image, depth, "crop"), f"sample: {name}")
+
+
+def load_upload(session: Session | None, image_file, depth_file=None, fov_y_deg=None, fit: str = "crop",
+                weights_dir=None, progress=None) -> Session:
+    """A scene from an uploaded image, with depth from an uploaded file or MoGe (when its weights exist)."""
+    from engine import depth as depth_mod
+    from engine import images
+    from engine.scene import build_scene
+
+    if image_file is None:
+        raise InputError("upload an image first")
+    if fit not in ("crop", "pad"):
+        raise InputError(f"fit must be 'crop' or 'pad', got {fit!r}")
+    image = images.load_image(str(image_file))
+    h, w = image.shape[:2]
+    fov = None if fov_y_deg in (None, "", 0) else finite(fov_y_deg, "FOV")
+    if depth_file is not None:
+        result = depth_mod.load_depth_file(str(depth_file), h, w, fov_y_deg=fov)
+        source = "depth file"
+    else:
+        weights = depth_mod.find_moge_weights(weights_dir)
+        if weights is None:
+            raise InputError(depth_mod.MOGE_HELP)
+        estimator = depth_mod.MoGeEstimator(str(weights), progress=progress)
+        try:
+            result = estimator.estimate(image)
+        finally:
+            estimator.release()
+        source = "MoGe"
+    scene = build_scene(image, result, *MODEL_SIZE, fit=fit)
+    return _scene_session(session, scene, (image, result, fit), f"upload ({source})")
+
+
+def scene_status(session: Session | None) -> str:
+    """One status line: resolution, FOV, depth range, point count."""
+    if session is None or session.scene is None:
+        return "No scene loaded."
+    s = session.scene.stats()
+    parts = [session.scene_label]
+    res = s.get("resolution")
+    if res is not None:
+        parts.append(f"{res[1]}x{res[0]}" if isinstance(res, (tuple, list)) else str(res))
+    if "fov_y_deg" in s:
+        parts.append(f"FOV {s['fov_y_deg']:.1f} deg")
+    lo, hi = s.get("depth_min"), s.get("depth_max")
+    if lo is not None and hi is not None:
+        parts.append(f"depth {float(lo):.2f}-{float(hi):.2f}")
+    pts = s.get("points", s.get("point_count"))
+    if pts is not None:
+        parts.append(f"{int(pts):,} points")
+    return " | ".join(str(p) for p in parts)
