@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,12 +48,15 @@ CFG_POLICIES = ("official", "standard")
 
 __all__ = [
     "CFG_POLICIES",
+    "Branch",
+    "BranchRunner",
     "Denoised",
     "augmentation_noise",
     "denoise",
     "edm_coefficients",
     "init_noise_sigma",
     "make_scheduler",
+    "run_branches",
     "sample_latents",
     "scheduler_sigmas",
 ]
@@ -142,6 +146,43 @@ def _run_net(transformer, net_input, timestep, text, condition_mask, padding_mas
     return out.float()
 
 
+@dataclass(frozen=True, eq=False)
+class Branch:
+    """One CFG branch of a denoiser evaluation.
+
+    ``name`` is ``"cond"`` (prompt + cache latents) or ``"uncond"`` (negative prompt + zeroed cache latents);
+    ``text`` [B,L,D] and ``condition_mask`` [B,1+cache,T,H,W] (input-mask channel, then cache latents) are what
+    the network gets for it. Every branch of one evaluation shares the net input, timestep, padding mask and fps.
+    """
+
+    name: str
+    text: torch.Tensor
+    condition_mask: torch.Tensor
+
+
+# (transformer, net_input, timestep [B], branches, padding_mask, fps) -> one raw network output F per branch,
+# in the branches' order, float32. The seam where CFG parallelism and per-branch caches plug in.
+BranchRunner = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, Sequence[Branch], torch.Tensor, int],
+                        list]
+
+
+def run_branches(transformer, net_input, timestep, branches: Sequence[Branch], padding_mask, fps, *,
+                 batch: bool = False) -> list:
+    """The default :data:`BranchRunner`: one forward per branch in this process.
+
+    With ``batch`` and texts of equal shape, all branches run as one batched forward (same math, more memory).
+    """
+    b = net_input.shape[0]
+    if batch and len(branches) > 1 and len({tuple(br.text.shape) for br in branches}) == 1:
+        n = len(branches)
+        out = _run_net(transformer, net_input.repeat(n, 1, 1, 1, 1), timestep.repeat(n),
+                       torch.cat([br.text for br in branches]), torch.cat([br.condition_mask for br in branches]),
+                       padding_mask, fps)
+        return list(out.split(b))
+    return [_run_net(transformer, net_input, timestep, br.text, br.condition_mask, padding_mask, fps)
+            for br in branches]
+
+
 def _validate_policy(cfg: str) -> None:
     if cfg not in CFG_POLICIES:
         raise InputError(f"unknown cfg policy {cfg!r}; expected one of {', '.join(CFG_POLICIES)}")
@@ -165,13 +206,15 @@ def denoise(
     sigma_data: float = SIGMA_DATA,
     augment_sigma: float = AUGMENT_SIGMA,
     batch_cfg: bool = False,
+    branch_runner: BranchRunner | None = None,
 ) -> Denoised:
     """One official GEN3C denoiser evaluation at noise level ``sigma`` (steps 1-6 of the module docstring).
 
     ``x`` [B,C,T,H,W] float32 is the current latent; ``aug_noise`` the fixed augmentation draw (same shape).
     ``cache_latents`` None means zeros. ``negative_prompt_embeds`` None reuses the positive embedding (as the
     official code does for an empty negative prompt). ``batch_cfg`` runs cond and uncond as one batch-2 forward
-    (same math, more memory; needs equal text lengths, otherwise two passes run).
+    (same math, more memory; needs equal text lengths, otherwise two passes run). ``branch_runner`` evaluates the
+    branches instead of :func:`run_branches` (e.g. one branch per rank, or a cache context per branch).
     """
     _validate_policy(cfg)
     sigma_t = torch.as_tensor(sigma, dtype=torch.float32).reshape(())
@@ -209,29 +252,21 @@ def denoise(
     cond_mask = torch.cat([input_mask, cache], dim=1)
     need_uncond = not (cfg == "standard" and guidance == 0)
 
+    runner = branch_runner or partial(run_branches, batch=batch_cfg)
+    branches = [Branch("cond", prompt_embeds.to(device), cond_mask)]
     if need_uncond:
-        uncond_mask = torch.cat([input_mask, torch.zeros_like(cache)], dim=1)
-        if batch_cfg and prompt_embeds.shape == negative.shape:
-            out = _run_net(
-                transformer, net_input.repeat(2, 1, 1, 1, 1), timestep.repeat(2 * b),
-                torch.cat([prompt_embeds.to(device), negative.to(device)]), torch.cat([cond_mask, uncond_mask]),
-                padding_mask, fps,
-            )
-            f_cond, f_uncond = out[:b], out[b:]
-            del out
-        else:
-            f_cond = _run_net(transformer, net_input, timestep.repeat(b), prompt_embeds.to(device), cond_mask,
-                              padding_mask, fps)
-            f_uncond = _run_net(transformer, net_input, timestep.repeat(b), negative.to(device), uncond_mask,
-                                padding_mask, fps)
-        del uncond_mask
+        branches.append(Branch("uncond", negative.to(device), torch.cat([input_mask, torch.zeros_like(cache)], dim=1)))
+    outputs = runner(transformer, net_input, timestep.repeat(b), branches, padding_mask, fps)
+    if len(outputs) != len(branches):
+        raise RuntimeError(f"branch runner returned {len(outputs)} outputs for {len(branches)} branches")
+    del branches
+    if need_uncond:
+        f_cond, f_uncond = outputs
         f_cfg = f_cond + guidance * (f_cond - f_uncond)
     else:
-        f_cond = _run_net(transformer, net_input, timestep.repeat(b), prompt_embeds.to(device), cond_mask,
-                          padding_mask, fps)
-        f_uncond = None
+        (f_cond,), f_uncond = outputs, None
         f_cfg = f_cond
-    del net_input, cond_mask, cache
+    del outputs, net_input, cond_mask, cache
 
     if indicator_on:
         replacement = (L - c_skip * x_sub) / c_out
@@ -299,6 +334,7 @@ def sample_latents(
     sigma_data: float = SIGMA_DATA,
     augment_sigma: float = AUGMENT_SIGMA,
     batch_cfg: bool = False,
+    branch_runner: BranchRunner | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
     callback: Callable[[int, float, Denoised, torch.Tensor], None] | None = None,
@@ -309,7 +345,7 @@ def sample_latents(
     the encoded [first frame, zeros...] clip (x sigma_data; only latent frame 0 matters); ``cache_latents`` the
     [rgb_0|mask_0|rgb_1|mask_1] latents (None = zeros). ``progress(step, total)`` is called after every step;
     ``cancel`` (Event or callable) is checked before every step and raises ``Cancelled``. ``callback(i, sigma,
-    denoised, x_next)`` sees every step (for tests and previews).
+    denoised, x_next)`` sees every step (for tests and previews). ``branch_runner``: see :func:`denoise`.
     """
     g = _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg)
     sigmas = scheduler_sigmas(int(num_steps), sigma_data)
@@ -325,7 +361,7 @@ def sample_latents(
         out = denoise(
             transformer, x, sigmas[i], condition_latent, cache_latents, prompt_embeds, negative_prompt_embeds,
             guidance=g, aug_noise=aug_noise, fps=fps, padding_mask=padding_mask, cfg=cfg, sigma_data=sigma_data,
-            augment_sigma=augment_sigma, batch_cfg=batch_cfg,
+            augment_sigma=augment_sigma, batch_cfg=batch_cfg, branch_runner=branch_runner,
         )
         x = out.x_sub + (out.x_sub - out.x0) / sigma * (sigma_next - sigma)
         if callback is not None:
