@@ -1,0 +1,20 @@
+"""Keyframed camera paths: editing, interpolation to per-frame cameras, and file I/O."""
+from engine.paths.files import (
+    INTERPOLATIONS,
+    MAX_FILE_BYTES,
+    MAX_FRAMES,
+    MAX_KEYFRAMES,
+    PATH_FORMAT,
+    PATH_VERSION,
+    CameraPath,
+    Keyframe,
+    load_nerfstudio,
+    load_npz,
+    load_path_json,
+    path_from_dict,
+    path_to_dict,
+    save_nerfstudio,
+    save_npz,
+    save_path_json,
+    to_nerfstudio,
+)
