@@ -453,8 +453,8 @@ def read_path_file(file, height: int) -> PathFile:
     """Read a camera path file of any supported format, told apart by its content, not its name.
 
     A zip archive is a GEN3C NPZ; JSON with ``"format": "gen3c-studio-path"`` is a project file;
-    JSON with nerfstudio's ``camera_path`` / ``keyframes`` / ``render_*`` keys is a nerfstudio
-    ``camera_path.json``. ``height`` is the image height the NPZ intrinsics are given for. Every
+    other JSON with one of nerfstudio's top-level keys (``camera_path``, ``keyframes``, ``render_height``,
+    ...) is a nerfstudio ``camera_path.json``. ``height`` is the image height the NPZ intrinsics are given for. Every
     problem (missing, empty, over ``MAX_FILE_BYTES``, not UTF-8, not JSON, unknown or invalid
     content, pickled NPZ arrays) is an InputError whose message starts with "camera path <name>".
     """
@@ -465,10 +465,13 @@ def read_path_file(file, height: int) -> PathFile:
         return PathFile(_in_file(subject, CameraPath.from_cameras, w2cs, Ks, height), "npz", (w2cs, Ks))
     d = _parse_json(data, subject)
     if not isinstance(d, dict):
-        raise InputError(f"{subject} holds a JSON {type(d).__name__}, not a camera path object")
+        kind = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(d), "null")
+        raise InputError(f"{subject} holds a JSON {kind}, not a camera path object")
     if "format" in d:
         if d["format"] != PATH_FORMAT:
-            raise InputError(f"{subject} has format {d['format']!r}, expected {PATH_FORMAT!r} "
+            shown = repr(d["format"])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise InputError(f"{subject} has format {shown}, expected {PATH_FORMAT!r} "
                              "(or a nerfstudio camera_path.json)")
         return PathFile(_in_file(subject, path_from_dict, d), "project")
     if any(key in d for key in _NERFSTUDIO_KEYS):
