@@ -249,8 +249,8 @@ def intrinsics_from_fov(fov_y_deg: float, height: int, width: int) -> np.ndarray
     The principal point follows the official convention (704x1280 -> cx=640, cy=352) rather than
     the pixel-centre ((W-1)/2, (H-1)/2). Returns float64 [3,3].
     """
-    fov = _check_fov(fov_y_deg)
-    H, W = _check_hw(height, width)
+    fov = check_fov_deg(fov_y_deg)
+    H, W = check_image_size(height, width)
     f = (H / 2.0) / math.tan(math.radians(fov) / 2.0)
     return np.array([[f, 0.0, W / 2.0], [0.0, f, H / 2.0], [0.0, 0.0, 1.0]])
 
@@ -260,7 +260,7 @@ def fov_y_from_intrinsics(K, height: int) -> float:
     K = validate_intrinsics(K)
     if K.ndim != 2:
         raise InputError("fov_y_from_intrinsics takes a single [3,3] K")
-    H, _ = _check_hw(height, 1)
+    H, _ = check_image_size(height, 1)
     return math.degrees(2.0 * math.atan((H / 2.0) / K[1, 1]))
 
 
@@ -293,7 +293,8 @@ def opengl_c2w_to_opencv(c2w):
     return opencv_c2w_to_opengl(c2w)
 
 
-def _check_fov(fov_y_deg) -> float:
+def check_fov_deg(fov_y_deg) -> float:
+    """A field of view in degrees as a float strictly inside (1, 179); anything else is an InputError."""
     if isinstance(fov_y_deg, bool):
         raise InputError("fov must be a number of degrees")
     try:
@@ -305,7 +306,8 @@ def _check_fov(fov_y_deg) -> float:
     return fov
 
 
-def _check_hw(height, width) -> tuple[int, int]:
+def check_image_size(height, width) -> tuple[int, int]:
+    """(height, width) as ints when both are positive integers; anything else is an InputError."""
     for name, v in (("height", height), ("width", width)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise InputError(f"image {name} must be a positive integer, got {v!r}")

@@ -16,7 +16,6 @@ from pathlib import Path
 from engine.errors import InputError
 
 MAX_AGE_S = 6 * 3600
-MAX_PATH_FILE_BYTES = 20_000_000
 EXPORT_FORMATS = {
     "nerfstudio": "camera_path.json (nerfstudio)",
     "npz": "cameras.npz (GEN3C w2cs_all / Ks_all)",
@@ -117,34 +116,17 @@ def export_path(path, fmt: str, num_frames: int, height: int, width: int, folder
 def import_path(file, height: int):
     """A CameraPath from an uploaded project JSON, nerfstudio camera_path.json or GEN3C NPZ.
 
-    Validates size and format; any problem raises InputError (the caller keeps its current path).
-    `height` is the image height the NPZ intrinsics are given for (the model's).
+    Read by ``engine.paths.read_path_file`` (as the CLI's --path is); any problem raises InputError
+    (the caller keeps its current path). `height` is the image height the NPZ intrinsics are given
+    for (the model's).
     """
     from engine import paths
 
-    if file is None:
+    if file is not None and not isinstance(file, (str, os.PathLike)):
+        file = getattr(file, "path", None) or getattr(file, "name", None)  # a gradio file object
+    if not file:
         raise InputError("import: no file received")
-    if not isinstance(file, (str, os.PathLike)):  # gradio file objects carry .path or .name
-        file = getattr(file, "path", None) or getattr(file, "name", None) or ""
-    file = Path(file)
     try:
-        size = file.stat().st_size
-    except OSError:
-        raise InputError(f"import: cannot read {file.name}") from None
-    if size == 0:
-        raise InputError(f"import: {file.name} is empty")
-    if size > MAX_PATH_FILE_BYTES:
-        raise InputError(f"import: {file.name} is too large ({size / 1e6:.0f} MB) for a camera path")
-    suffix = file.suffix.lower()
-    if suffix == ".npz":
-        w2cs, Ks = paths.load_npz(file)
-        return paths.CameraPath.from_cameras(w2cs, Ks, height)
-    if suffix != ".json":
-        raise InputError(f"import: {file.name}: unsupported file type {suffix or '(none)'} (use .json or .npz)")
-    try:
-        head = json.loads(file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError(f"import: {file.name} is not valid JSON") from None
-    if isinstance(head, dict) and ("camera_path" in head or "keyframes" in head and "render_height" in head):
-        return paths.load_nerfstudio(file)
-    return paths.load_path_json(file)
+        return paths.read_path_file(file, height).path
+    except InputError as exc:
+        raise InputError(f"import: {exc}") from None

@@ -11,29 +11,16 @@ from engine.errors import Cancelled, InputError, WeightsMissingError
 def cameras_from_path_file(file: str, num_frames: int, height: int, width: int):
     """(CameraPath or None, (w2cs, Ks)) for ``num_frames`` frames from any supported path file.
 
-    An NPZ with exactly ``num_frames`` cameras is used as is (its K kept); otherwise the file becomes a
-    CameraPath (project JSON, nerfstudio JSON or NPZ) sampled at ``num_frames``.
+    The file is read by ``engine.paths.read_path_file`` (as the studio's import does). An NPZ with
+    exactly ``num_frames`` cameras is used as is (its K kept, no path returned); otherwise the file's
+    CameraPath is sampled at ``num_frames``.
     """
-    from engine import paths
+    from engine.paths import read_path_file
 
-    suffix = Path(file).suffix.lower()
-    if suffix == ".npz":
-        w2cs, Ks = paths.load_npz(file)
-        if len(w2cs) == num_frames:
-            return None, (w2cs, Ks)
-        path = paths.CameraPath.from_cameras(w2cs, Ks, height)
-        return path, path.sample(num_frames, height, width)
-    if suffix != ".json":
-        raise InputError(f"camera path {file}: unsupported extension {suffix!r} (use .json or .npz)")
-    try:
-        head = json.loads(Path(file).read_text()[: 20_000_000])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"camera path {file}: not readable JSON ({exc.__class__.__name__})") from None
-    if isinstance(head, dict) and head.get("format") == "gen3c-studio-path":
-        path = paths.load_path_json(file)
-    else:
-        path = paths.load_nerfstudio(file)
-    return path, path.sample(num_frames, height, width)
+    found = read_path_file(file, height)
+    if found.cameras is not None and len(found.cameras[0]) == num_frames:
+        return None, found.cameras
+    return found.path, found.path.sample(num_frames, height, width)
 
 
 def run_command(run, args) -> int:

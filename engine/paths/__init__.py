@@ -1,0 +1,36 @@
+"""Keyframed camera paths: editing, interpolation to per-frame cameras, and file I/O.
+
+A :class:`CameraPath` is an immutable list of :class:`Keyframe` (pose + vertical FOV + optional
+time); every edit returns a new path, so undo/redo is a list of paths.
+
+* ``engine.paths.keyframe``: :class:`Keyframe` and its yaw/pitch/roll,
+* ``engine.paths.camera_path``: :class:`CameraPath` (edits, timing, interpolation, sampling),
+* ``engine.paths.files``: project JSON, nerfstudio ``camera_path.json``, GEN3C NPZ, and
+  :func:`read_path_file` for a file of any of them.
+"""
+from engine.paths.camera_path import INTERPOLATIONS, MAX_FRAMES, MAX_KEYFRAMES, CameraPath
+from engine.paths.files import (
+    MAX_FILE_BYTES,
+    PATH_FILE_FORMATS,
+    PATH_FORMAT,
+    PATH_VERSION,
+    PathFile,
+    load_nerfstudio,
+    load_npz,
+    load_path_json,
+    path_from_dict,
+    path_to_dict,
+    read_path_file,
+    save_nerfstudio,
+    save_npz,
+    save_path_json,
+    to_nerfstudio,
+)
+from engine.paths.keyframe import Keyframe
+
+__all__ = [
+    "INTERPOLATIONS", "MAX_FILE_BYTES", "MAX_FRAMES", "MAX_KEYFRAMES", "PATH_FILE_FORMATS", "PATH_FORMAT",
+    "PATH_VERSION", "CameraPath", "Keyframe", "PathFile", "load_nerfstudio", "load_npz", "load_path_json",
+    "path_from_dict", "path_to_dict", "read_path_file", "save_nerfstudio", "save_npz", "save_path_json",
+    "to_nerfstudio",
+]

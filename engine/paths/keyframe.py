@@ -1,0 +1,191 @@
+"""One camera of a path: :class:`Keyframe` (pose, vertical FOV, optional time) and its yaw/pitch/roll."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from engine.cameras import check_fov_deg, look_at_w2c, validate_w2c
+from engine.errors import InputError
+
+# Intrinsic axes for R_c2w = Ry(yaw) @ Rx(pitch) @ Rz(roll) (scipy: upper case = intrinsic).
+_YPR_AXES = "YXZ"
+
+
+def finite_vec3(v, name: str) -> np.ndarray:
+    """Three finite numbers (list, numpy or torch) as float64 [3]; anything else is an InputError."""
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().double().numpy()
+    try:
+        a = np.asarray(v, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be 3 numbers") from exc
+    if a.shape != (3,) or not np.all(np.isfinite(a)):
+        raise InputError(f"{name} must be 3 finite numbers")
+    return a
+
+
+def finite_float(v, name: str) -> float:
+    """A finite number (not a bool) as float; anything else is an InputError."""
+    if isinstance(v, bool):
+        raise InputError(f"{name} must be a number, got {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a number, got {v!r}") from exc
+    if not math.isfinite(f):
+        raise InputError(f"{name} must be finite, got {v!r}")
+    return f
+
+
+@dataclass(frozen=True, eq=False)
+class Keyframe:
+    """One camera of a path: a rigid OpenCV world-to-camera pose, vertical FOV and optional time.
+
+    ``w2c`` is stored as a read-only float64 [4,4] array. ``time`` in [0, 1] pins the keyframe to a
+    moment of the clip; ``None`` lets the path space it (see :meth:`CameraPath.key_times`).
+
+    Yaw / pitch / roll (degrees) describe the camera-to-world rotation as
+    ``R = Ry(yaw) @ Rx(pitch) @ Rz(roll)`` in the seed camera's world (x right, y down, z forward):
+    yaw turns the view about the vertical axis, positive toward +x (right); pitch tilts it, positive
+    up (toward -y); roll spins it about the view axis, positive turning the camera's x axis toward
+    its y axis (clockwise as the camera sees it). (0, 0, 0) is the seed camera's orientation.
+    The view direction is ``(sin(yaw) cos(pitch), -sin(pitch), cos(yaw) cos(pitch))``.
+    """
+
+    w2c: np.ndarray
+    fov_y_deg: float
+    time: float | None = None
+
+    def __post_init__(self):
+        M = validate_w2c(self.w2c, "keyframe w2c")
+        if M.ndim != 2:
+            raise InputError("keyframe w2c must be a single [4,4] matrix")
+        M = np.array(M, dtype=np.float64)
+        M.setflags(write=False)
+        object.__setattr__(self, "w2c", M)
+        try:
+            fov = check_fov_deg(self.fov_y_deg)
+        except InputError as exc:
+            raise InputError(f"keyframe {exc}") from None
+        object.__setattr__(self, "fov_y_deg", fov)
+        if self.time is not None:
+            t = finite_float(self.time, "keyframe time")
+            if not 0.0 <= t <= 1.0:
+                raise InputError(f"keyframe time must be in [0, 1], got {self.time!r}")
+            object.__setattr__(self, "time", t)
+
+    def __eq__(self, other):
+        if not isinstance(other, Keyframe):
+            return NotImplemented
+        return (
+            np.array_equal(self.w2c, other.w2c)
+            and self.fov_y_deg == other.fov_y_deg
+            and self.time == other.time
+        )
+
+    def __hash__(self):
+        return hash((self.w2c.tobytes(), self.fov_y_deg, self.time))
+
+    def __repr__(self):
+        y, p, r = self.yaw_pitch_roll()
+        pos = ", ".join(f"{v:.4g}" for v in self.position)
+        return (f"Keyframe(position=({pos}), ypr=({y:.4g}, {p:.4g}, {r:.4g}), "
+                f"fov_y_deg={self.fov_y_deg:.4g}, time={self.time})")
+
+    # constructors ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pose(cls, position, rotation, fov_y_deg: float, time: float | None = None) -> "Keyframe":
+        """From a camera centre and a camera-to-world rotation [3,3]."""
+        p = finite_vec3(position, "keyframe position")
+        R = np.asarray(rotation, dtype=np.float64)
+        if R.shape != (3, 3):
+            raise InputError("keyframe rotation must be a [3,3] matrix")
+        w2c = np.eye(4)
+        w2c[:3, :3] = R.T
+        w2c[:3, 3] = -R.T @ p
+        return cls(w2c, fov_y_deg, time)
+
+    @classmethod
+    def from_look_at(cls, position, target, fov_y_deg: float, roll_deg: float = 0.0,
+                     time: float | None = None) -> "Keyframe":
+        """Camera at ``position`` looking at ``target`` with the image up aligned to world up
+        (0, -1, 0), then rolled by ``roll_deg`` about the view axis (same sign as yaw_pitch_roll)."""
+        roll = finite_float(roll_deg, "keyframe roll")
+        w2c = look_at_w2c(position, target)
+        R = w2c[:3, :3].T @ Rotation.from_euler("z", roll, degrees=True).as_matrix()
+        return cls.from_pose(position, R, fov_y_deg, time)
+
+    @classmethod
+    def from_position_ypr(cls, position, yaw: float, pitch: float, roll: float, fov: float,
+                          time: float | None = None) -> "Keyframe":
+        """Camera at ``position`` with the orientation given by yaw/pitch/roll in degrees."""
+        angles = [finite_float(yaw, "keyframe yaw"), finite_float(pitch, "keyframe pitch"),
+                  finite_float(roll, "keyframe roll")]
+        R = Rotation.from_euler(_YPR_AXES, angles, degrees=True).as_matrix()
+        return cls.from_pose(position, R, fov, time)
+
+    # accessors ------------------------------------------------------------------------------
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """Camera-to-world rotation [3,3] (columns: camera x, y, z axes in world coordinates)."""
+        return self.w2c[:3, :3].T.copy()
+
+    @property
+    def position(self) -> np.ndarray:
+        """Camera centre in world coordinates [3]."""
+        return -self.w2c[:3, :3].T @ self.w2c[:3, 3]
+
+    @property
+    def forward(self) -> np.ndarray:
+        """Unit view direction (camera +z) in world coordinates."""
+        return self.rotation[:, 2]
+
+    def yaw_pitch_roll(self) -> tuple[float, float, float]:
+        """(yaw, pitch, roll) in degrees, inverse of :meth:`from_position_ypr`.
+
+        pitch is in [-90, 90]; at gimbal lock (pitch = +-90) roll is reported as 0 and yaw carries
+        the whole turn about the view axis.
+        """
+        # Written out rather than Rotation.as_euler: scipy warns at gimbal lock and picks its own
+        # tolerance there; this keeps the documented "roll = 0" rule exact.
+        R = self.rotation
+        pitch = math.atan2(-R[1, 2], math.hypot(R[0, 2], R[2, 2]))
+        if math.hypot(R[0, 2], R[2, 2]) < 1e-12:
+            # Looking straight up/down: only yaw + roll combined is defined.
+            # With roll = 0 the camera x axis is (cos yaw, 0, -sin yaw) whatever the pitch.
+            yaw = math.atan2(-R[2, 0], R[0, 0])
+            return math.degrees(yaw), math.degrees(pitch), 0.0
+        yaw = math.atan2(R[0, 2], R[2, 2])
+        roll = math.atan2(R[1, 0], R[1, 1])
+        return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
+
+    def look_target(self, dist: float = 1.0) -> np.ndarray:
+        """The world point ``dist`` units in front of the camera along its view axis."""
+        d = finite_float(dist, "look-at distance")
+        return self.position + d * self.forward
+
+    # edits (each returns a new keyframe) ----------------------------------------------------
+
+    def with_position(self, position) -> "Keyframe":
+        """Same orientation, FOV and time; camera centre moved to ``position``."""
+        return Keyframe.from_pose(position, self.rotation, self.fov_y_deg, self.time)
+
+    def with_ypr(self, yaw: float, pitch: float, roll: float) -> "Keyframe":
+        """Same position, FOV and time; orientation from yaw/pitch/roll degrees."""
+        return Keyframe.from_position_ypr(self.position, yaw, pitch, roll, self.fov_y_deg, self.time)
+
+    def with_look_at(self, target, roll_deg: float = 0.0) -> "Keyframe":
+        """Same position, FOV and time; turned to look at ``target``."""
+        return Keyframe.from_look_at(self.position, target, self.fov_y_deg, roll_deg, self.time)
+
+    def with_fov(self, fov_y_deg: float) -> "Keyframe":
+        return replace(self, fov_y_deg=fov_y_deg)
+
+    def with_time(self, time: float | None) -> "Keyframe":
+        return replace(self, time=time)
