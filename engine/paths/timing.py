@@ -234,6 +234,7 @@ def _check_fit(a: np.ndarray, h: np.ndarray, T: int) -> None:
     bad = np.flatnonzero(gap <= eps)
     if len(bad):
         k = int(bad[0])
-        raise InputError(f"the holds do not fit in {T} frames: keyframe {k} is held until frame "
-                         f"{a[k] + h[k]:.6g} but keyframe {k + 1} is due at frame {a[k + 1]:.6g} (shorten a hold, "
-                         "change a keyframe time or use more frames)")
+        raise InputError(f"the holds do not fit in {T} frames ({int(h.sum())} of its {F} frame steps are held): "
+                         f"keyframe {k + 1} would be reached at frame {a[k + 1]:.6g}, no later than keyframe {k} "
+                         f"moves on at frame {a[k] + h[k]:.6g} (shorten a hold, change a keyframe time or use "
+                         "more frames)")
