@@ -34,6 +34,11 @@ def paths(draw):
     # after the holds are a multiple of the segments, so every keyframe lands on a whole frame
     held = sum(k.hold for k in kfs)
     T = held + 1 + (n - 1) * draw(st.integers(12, 30))
+    if n > 2 and draw(st.booleans()):
+        # pin an interior keyframe to a time a few whole frames off where the even spacing puts it
+        k = draw(st.integers(1, n - 2))
+        frame = round(path.key_frames(T)[k]) + draw(st.integers(-3, 3))
+        path = path.with_keyframe(k, path.keyframes[k].with_time(frame / (T - 1)))
     return path, T
 
 
@@ -58,15 +63,17 @@ def test_random_paths_sample_to_rigid_cameras_through_their_keyframes(case):
     checked = 0
     for k, (kf, a) in enumerate(zip(path.keyframes, arrivals)):
         if a != int(a):
-            assert path.constant_speed  # uniform timing puts every keyframe on a frame here
+            # uniform timing puts every keyframe on a frame here, unless a time moved the others
+            assert path.constant_speed or any(k.time is not None for k in path.keyframes)
             continue
         for f in range(int(a), int(a) + kf.hold + 1):
             np.testing.assert_array_equal(w2cs[f], kf.w2c)
             assert fovs[f] == kf.fov_y_deg
         checked += 1
-    # always the two ends and the held keyframes; every keyframe unless the speed is constant
-    held = sum(1 for k in path.keyframes[1:-1] if k.hold)
-    assert checked >= 2 + held and (path.constant_speed or checked == len(path))
+    # always the two ends and the held or timed keyframes; every keyframe with plain even spacing
+    pinned = sum(1 for k in path.keyframes[1:-1] if k.hold or k.time is not None)
+    uneven = path.constant_speed or pinned and any(k.time is not None for k in path.keyframes)
+    assert checked >= 2 + pinned and (uneven or checked == len(path))
     # and the float32 cameras the generator gets are the same
     t_w2cs, t_Ks = path.sample(T, H, W)
     np.testing.assert_allclose(t_w2cs.numpy(), w2cs, atol=1e-5)
