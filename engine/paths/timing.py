@@ -183,7 +183,10 @@ def plan_frames(num_frames: int, times, holds, eases, positions=None) -> FramePl
         A, B = anchors[A_idx], anchors[A_idx + 1]
         x = (f[mv] - d[A]) / (a[B] - d[A])
         y = ease_curve(x, slow_out[A], slow_in[B])
-        by_arc = (B - A > 1) | ~uniform[A] if arc is not None else np.zeros(len(mv), dtype=bool)
+        if arc is None:
+            by_arc = np.zeros(len(mv), dtype=bool)
+        else:  # constant speed: a stretch over several segments, or one not timed evenly
+            by_arc = (B - A > 1) | ~uniform[A]
         seg[mv] = A
         s[mv] = y
         if by_arc.any():
