@@ -1,10 +1,21 @@
-"""Pieces shared by the engine's commands: reading a camera path file, running a command with clean errors."""
+"""Pieces shared by the engine's commands: the preset flags, reading a camera path file, running a command with
+clean errors."""
 from __future__ import annotations
 
 import json
 import sys
 
 from engine.errors import Cancelled, InputError, WeightsMissingError
+
+
+def check_preset_args(args) -> None:
+    """--preset, --rotation and --distance by engine.validate's rules (cheap: before any file is read)."""
+    from engine import validate
+    from engine.cameras import PRESETS, ROTATION_MODES
+
+    validate.one_of(args.preset, PRESETS, "--preset")
+    validate.one_of(args.rotation, ROTATION_MODES, "--rotation")
+    validate.movement_distance(args.distance, "--distance")
 
 
 def cameras_from_path_file(file: str, num_frames: int, height: int, width: int):

@@ -8,7 +8,7 @@ time); every edit returns a new path, so undo/redo is a list of paths.
 * ``engine.paths.files``: project JSON, nerfstudio ``camera_path.json``, GEN3C NPZ, and
   :func:`read_path_file` for a file of any of them.
 """
-from engine.paths.camera_path import INTERPOLATIONS, MAX_FRAMES, MAX_KEYFRAMES, CameraPath
+from engine.paths.camera_path import INTERPOLATIONS, MAX_KEYFRAMES, CameraPath
 from engine.paths.files import (
     MAX_FILE_BYTES,
     PATH_FILE_FORMATS,
@@ -27,6 +27,7 @@ from engine.paths.files import (
     to_nerfstudio,
 )
 from engine.paths.keyframe import Keyframe
+from engine.validate import MAX_FRAMES
 
 __all__ = [
     "INTERPOLATIONS", "MAX_FILE_BYTES", "MAX_FRAMES", "MAX_KEYFRAMES", "PATH_FILE_FORMATS", "PATH_FORMAT",

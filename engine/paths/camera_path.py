@@ -11,19 +11,13 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation, Slerp
 
-from engine.cameras import (
-    check_image_size,
-    fov_y_from_intrinsics,
-    intrinsics_from_fov,
-    validate_intrinsics,
-    validate_w2c,
-)
+from engine import validate
+from engine.cameras import fov_y_from_intrinsics, intrinsics_from_fov
 from engine.errors import InputError
 from engine.paths.keyframe import Keyframe
 
 INTERPOLATIONS = ("linear", "smooth")
 MAX_KEYFRAMES = 10000
-MAX_FRAMES = 100000
 # Catmull-Rom exponent for positions: 0.5 = centripetal (no cusps or self-intersections).
 _CR_ALPHA = 0.5
 
@@ -230,18 +224,13 @@ class CameraPath:
         FOV: sampled cameras have square pixels and a centred principal point (W/2, H/2), as
         the official presets do. Consecutive identical cameras are an InputError.
         """
-        W = validate_w2c(w2cs, "w2cs")
-        K = validate_intrinsics(Ks, "Ks")
-        if W.ndim != 3:
-            raise InputError(f"w2cs must have shape [T,4,4], got {list(W.shape)}")
+        if np.ndim(Ks) == 2 and np.ndim(w2cs) == 3:  # one K for every camera
+            Ks = np.broadcast_to(validate.intrinsics(Ks, "Ks", batch=False), (len(w2cs), 3, 3))
+        W, K = validate.camera_batch(w2cs, Ks, unit="frames")
         T = W.shape[0]
         if T > MAX_KEYFRAMES:
             raise InputError(f"too many cameras ({T} > {MAX_KEYFRAMES})")
-        if K.ndim == 2:
-            K = np.broadcast_to(K, (T, 3, 3))
-        if K.shape[0] != T:
-            raise InputError(f"Ks has {K.shape[0]} frames but w2cs has {T}")
-        H, _ = check_image_size(height, 1)
+        H, _ = validate.image_size(height, 1)
         kfs = [Keyframe(W[t], fov_y_from_intrinsics(K[t], H)) for t in range(T)]
         return cls(tuple(kfs), interpolation, constant_speed)
 
@@ -287,10 +276,7 @@ class CameraPath:
 
     def frame_times(self, num_frames: int) -> np.ndarray:
         """Path time of each frame: i/(T-1), or arc-length spaced when ``constant_speed``."""
-        if (isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer))
-                or not 2 <= num_frames <= MAX_FRAMES):
-            raise InputError(f"num_frames must be an integer in [2, {MAX_FRAMES}], got {num_frames!r}")
-        T = int(num_frames)
+        T = validate.frame_count(num_frames)
         tau = np.arange(T, dtype=np.float64) / (T - 1)
         if not self.constant_speed:
             return tau
@@ -311,7 +297,7 @@ class CameraPath:
 
     def sample_numpy(self, num_frames: int, height: int, width: int):
         """Like :meth:`sample` but float64 numpy (w2cs [T,4,4], Ks [T,3,3], fovs [T])."""
-        H, W = check_image_size(height, width)
+        H, W = validate.image_size(height, width)
         tau = self.frame_times(num_frames)
         pos, rot, fov = self._evaluate(tau)
         T = len(tau)
