@@ -72,8 +72,7 @@ class Cache3D:
             raise InputError(f"image must have shape [3,H,W], got {list(image.shape)}")
         if not image.is_floating_point() or not bool(torch.isfinite(image).all()):
             raise InputError("image must hold finite floating-point values in [-1, 1]")
-        if not isinstance(frame_buffer_max, int) or frame_buffer_max < 1:
-            raise InputError(f"frame_buffer_max must be a positive integer, got {frame_buffer_max!r}")
+        frame_buffer_max = validate.integer(frame_buffer_max, "frame_buffer_max", 1)
         try:
             threshold = float(filter_points_threshold)
         except (TypeError, ValueError) as exc:
@@ -181,8 +180,8 @@ class Cache3D:
             (+ ``depth [T,N,1,H,W]``), buffer 0 = newest.
         """
         w2cs, Ks = (_on(c, self.device) for c in validate.camera_batch(w2cs, Ks))
-        if frame_chunk is not None and (not isinstance(frame_chunk, int) or frame_chunk < 1):
-            raise InputError(f"frame_chunk must be a positive integer, got {frame_chunk!r}")
+        if frame_chunk is not None:
+            frame_chunk = validate.integer(frame_chunk, "frame_chunk", 1)
         return self._render(w2cs, Ks, render_depth, frame_chunk)
 
     def _render(self, w2cs: torch.Tensor, Ks: torch.Tensor, render_depth: bool = False,

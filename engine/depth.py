@@ -413,7 +413,7 @@ def load_depth_file(file, height: int, width: int, K=None, fov_y_deg: float | No
         raise InputError(f"{what}: depth dtype {depth.dtype} is not numeric")
     depth = depth.astype(np.float64)
     if scale is not None:
-        if not (math.isfinite(scale) and scale > 0):
+        if not validate.finite_float(scale, f"{what}: scale") > 0:
             raise InputError(f"{what}: scale must be a positive number, got {scale}")
         depth = depth * scale
 

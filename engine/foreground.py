@@ -95,8 +95,7 @@ def occluder_mask(
     w2cs = w2cs.to(device=device, dtype=torch.float32)
     Ks = Ks.to(device=device, dtype=torch.float32)
     height, width = validate.image_size(height, width, name="occluder mask")
-    if not isinstance(max_pairs, int) or max_pairs < 1:
-        raise InputError(f"max_pairs must be a positive integer, got {max_pairs!r}")
+    max_pairs = validate.integer(max_pairs, "max_pairs", 1)
 
     T = w2cs.shape[0]
     # Bilinear downsampling commutes with the affine camera transform, so the mesh is built once in

@@ -100,10 +100,8 @@ class GenerationResult:
 
 def chunk_plan(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     """Frame ranges [start, end] (inclusive) of each chunk; the last may run past ``num_frames - 1``."""
-    if chunk_frames < 2:
-        raise InputError(f"chunk length must be at least 2 frames, got {chunk_frames}")
-    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 2:
-        raise InputError(f"frames must be an integer >= 2, got {num_frames!r}")
+    chunk_frames = validate.integer(chunk_frames, "chunk length", 2)
+    num_frames = validate.frame_count(num_frames, "frames")
     step = chunk_frames - 1
     n = math.ceil((num_frames - 1) / step)
     return [(k * step, k * step + step) for k in range(n)]

@@ -60,7 +60,7 @@ class Scene:
 
     @cached_property
     def reliable(self) -> torch.Tensor:
-        """The official depth-discontinuity filter (window 5, threshold 0.05), bool [H,W]."""
+        """The official depth-discontinuity filter (window 5, threshold FILTER_THRESHOLD = 0.05), bool [H,W]."""
         return reliable_depth_mask(self.depth[0], window=5, threshold=FILTER_THRESHOLD)
 
     @cached_property

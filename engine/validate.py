@@ -202,27 +202,34 @@ def _float64(x, name: str) -> np.ndarray:
 def _matrices(x, size: int, name: str, batch: bool | None) -> np.ndarray:
     """x as float64 [size,size] / [T,size,size] (which ones ``batch`` allows), finite."""
     M = _float64(x, name)
-    single, stack = f"[{size},{size}]", f"[T,{size},{size}]"
     allowed = {None: (2, 3), False: (2,), True: (3,)}[batch]
     if M.ndim not in allowed or M.shape[-2:] != (size, size):
-        expected = {None: f"{single} or {stack}", False: single, True: stack}[batch]
+        if batch is False:
+            raise InputError(f"{name} must be a {size}x{size} matrix, got shape {list(M.shape)}")
+        expected = f"[T,{size},{size}]" if batch else f"[{size},{size}] or [T,{size},{size}]"
         raise InputError(f"{name} must have shape {expected}, got {list(M.shape)}")
     if not np.all(np.isfinite(M)):
         raise InputError(f"{name} contains NaN or infinite values")
     return M
 
 
+def _invertible(Ms: np.ndarray, name: str) -> None:
+    if np.any(np.abs(np.linalg.det(Ms)) < 1e-12):
+        raise InputError(f"{name} is singular (not invertible)")
+
+
 def w2c(pose, name: str = "w2c", *, batch: bool | None = None) -> np.ndarray:
     """A rigid world-to-camera pose [4,4] (or a stack [T,4,4]) as float64 numpy.
 
-    Finite; last row (0, 0, 0, 1) within ROW_TOL; rotation block orthonormal within RIGID_TOL with det +1
-    (no scale, shear, reflection or projection); camera centre within MAX_CAMERA_DISTANCE of the origin.
-    ``batch``: None accepts both shapes, False only [4,4], True only [T,4,4].
+    Finite and invertible; last row (0, 0, 0, 1) within ROW_TOL; rotation block orthonormal within RIGID_TOL
+    with det +1 (no scale, shear, reflection or projection); camera centre within MAX_CAMERA_DISTANCE of the
+    origin. ``batch``: None accepts both shapes, False only [4,4], True only [T,4,4].
     """
     M = _matrices(pose, 4, name, batch)
     Ms = M.reshape(-1, 4, 4)
     if len(Ms) == 0:
         return M
+    _invertible(Ms, name)
     if np.abs(Ms[:, 3] - [0.0, 0.0, 0.0, 1.0]).max() > ROW_TOL:
         raise InputError(f"{name} last row must be (0, 0, 0, 1): a rigid pose has no projective part")
     R = Ms[:, :3, :3]
@@ -250,14 +257,13 @@ def intrinsics(K, name: str = "K", *, batch: bool | None = None) -> np.ndarray:
         return M
     focal = Ks[:, [0, 1], [0, 1]]
     if np.any(focal == 0):
-        raise InputError(f"{name} has a zero focal length (fx, fy must be positive; K is not invertible)")
+        raise InputError(f"{name} is singular (not invertible): focal lengths fx, fy must be positive, got 0")
     if np.any(focal < 0):
         raise InputError(f"{name} focal lengths must be positive, got fx {focal[:, 0].min():.4g}, "
                          f"fy {focal[:, 1].min():.4g}")
     if np.abs(Ks[:, 2] - [0.0, 0.0, 1.0]).max() > ROW_TOL:
         raise InputError(f"{name} last row must be (0, 0, 1)")
-    if np.any(np.abs(np.linalg.det(Ks)) < 1e-12):
-        raise InputError(f"{name} is singular (not invertible)")
+    _invertible(Ks, name)
     return M
 
 

@@ -40,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corrected", action="store_true", help="preset with the official look-at quirk fixed")
     p.add_argument("--frames", type=int, default=CHUNK_FRAMES,
                    help=f"number of frames (default {CHUNK_FRAMES}; limit: MAX_FRAMES in engine/validate.py)")
-    p.add_argument("--height", type=int, default=MODEL_HEIGHT, help=f"render height (default {MODEL_HEIGHT}, the model's)")
-    p.add_argument("--width", type=int, default=MODEL_WIDTH, help=f"render width (default {MODEL_WIDTH}, the model's)")
+    p.add_argument("--height", type=int, default=MODEL_HEIGHT,
+                   help=f"render height (default {MODEL_HEIGHT}, the model's)")
+    p.add_argument("--width", type=int, default=MODEL_WIDTH,
+                   help=f"render width (default {MODEL_WIDTH}, the model's)")
     p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="bring the image to HxW by centre crop or pad")
     p.add_argument("--foreground-masking", action="store_true", help="official foreground (occluder) masking")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -112,7 +114,7 @@ def run(args) -> dict:
         scene.image.to(device), scene.depth.to(device), scene.w2c.to(device), scene.K.to(device),
         foreground_masking=args.foreground_masking,
     )
-    chunk = 16 if device.type == "cpu" else 121
+    chunk = 16 if device.type == "cpu" else CHUNK_FRAMES
     frames, masks = [], []
     from tqdm import tqdm
 

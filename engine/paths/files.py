@@ -26,6 +26,7 @@ from engine.atomic import atomic_write_bytes
 from engine.cameras import invert_pose, opencv_c2w_to_opengl, opengl_c2w_to_opencv
 from engine.errors import InputError
 from engine.json_input import parse_json
+from engine.model_defaults import FPS
 from engine.paths.camera_path import INTERPOLATIONS, MAX_KEYFRAMES, CameraPath
 from engine.paths.keyframe import Keyframe
 
@@ -197,7 +198,7 @@ def _kf_gl_c2w(kf: Keyframe) -> np.ndarray:
     return opencv_c2w_to_opengl(invert_pose(kf.w2c))
 
 
-def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fps: float = 24) -> dict:
+def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fps: float = FPS) -> dict:
     """A nerfstudio ``camera_path.json`` dict for the path rendered at T frames of H x W.
 
     Matrices are OpenGL camera-to-world (x right, y up, looking down -z) in the same world as ours
@@ -248,7 +249,7 @@ def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fp
     }
 
 
-def save_nerfstudio(path: CameraPath, file, num_frames: int, height: int, width: int, fps: float = 24) -> None:
+def save_nerfstudio(path: CameraPath, file, num_frames: int, height: int, width: int, fps: float = FPS) -> None:
     """Write :func:`to_nerfstudio` to ``file``."""
     d = to_nerfstudio(path, num_frames, height, width, fps)
     _atomic_write(file, json.dumps(d, indent=1, allow_nan=False).encode("utf-8"))

@@ -131,8 +131,7 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
         on the device of ``points``.
     """
     height, width = validate.image_size(height, width, name="splat")
-    if not isinstance(norm_group, int) or norm_group < 1:
-        raise InputError(f"norm_group must be a positive integer, got {norm_group!r}")
+    norm_group = validate.integer(norm_group, "norm_group", 1)
     if check_inputs:
         w2cs, Ks = (torch.from_numpy(c) for c in validate.camera_batch(w2cs, Ks))
     B = len(w2cs)

@@ -13,12 +13,13 @@ from engine import validate
 from engine.cameras import look_at_w2c
 from engine.errors import InputError
 from engine.json_input import parse_json
+from engine.model_defaults import CHUNK_FRAMES
 from studio.handlers.common import frame_index, require_path, require_scene, selected_index, vec3
 from studio.handlers.preview import view_box
 from studio.state import PREVIEW_SIZE, History, Session
 from studio.viewcam import MAX_PAYLOAD_BYTES, parse_view_payload, pose_from_plotly_camera, to_world
 
-CHUNK_CHOICES = (1, 2, 3, 4)  # video length in chunks: 120 * N + 1 frames
+CHUNK_CHOICES = (1, 2, 3, 4)  # video length in chunks: (CHUNK_FRAMES - 1) * N + 1 = 120 N + 1 frames
 DEFAULT_PRESET = dict(kind="zoom_in", rotation="center_facing", distance=0.3, chunks=1, corrected=False)
 
 
@@ -29,7 +30,7 @@ def frames_for_chunks(chunks) -> int:
         raise InputError(f"video length must be 1-4 chunks, got {chunks!r}") from None
     if n not in CHUNK_CHOICES:
         raise InputError(f"video length must be 1-4 chunks, got {chunks!r}")
-    return 120 * n + 1
+    return (CHUNK_FRAMES - 1) * n + 1
 
 
 def set_preset(session: Session | None, kind: str, rotation: str, distance, chunks, corrected: bool = False,
