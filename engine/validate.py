@@ -93,13 +93,20 @@ def integer(value, name: str, low: int | None = None, high: int | None = None) -
     return n
 
 
+def _float64(x, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numeric, got {type(x).__name__}") from None
+
+
 def finite_vec3(value, name: str) -> np.ndarray:
     """Three finite numbers (list, tuple, numpy or torch) as float64 [3]."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy()
     try:
-        a = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
+        a = _float64(value, name).reshape(-1)
+    except InputError:
         raise InputError(f"{name} must be three numbers (x, y, z), got {_short(value)}") from None
     if a.shape != (3,):
         raise InputError(f"{name} must be three numbers (x, y, z), got {a.size}")
@@ -189,15 +196,6 @@ def uint8_image(image, name: str = "image", *, frames: bool = False) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------------------------- cameras
-
-def _float64(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().double().numpy()
-    try:
-        return np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be numeric, got {type(x).__name__}") from None
-
 
 def _matrices(x, size: int, name: str, batch: bool | None) -> np.ndarray:
     """x as float64 [size,size] / [T,size,size] (which ones ``batch`` allows), finite."""

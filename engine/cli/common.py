@@ -8,6 +8,15 @@ import sys
 from engine.errors import Cancelled, InputError, WeightsMissingError
 
 
+def add_camera_args(parser) -> None:
+    """The camera flags of preview and generate: --preset or --path, and the preset's --rotation, --distance."""
+    cam = parser.add_mutually_exclusive_group(required=True)
+    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
+    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
+    parser.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
+    parser.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+
+
 def check_preset_args(args) -> None:
     """--preset, --rotation and --distance by engine.validate's rules (cheap: before any file is read)."""
     from engine import validate

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cli.common import cameras_from_path_file, check_preset_args, run_command
+from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
 from engine.errors import InputError, WeightsMissingError
 from engine.model_defaults import CHUNK_FRAMES
 
@@ -18,11 +18,7 @@ from engine.model_defaults import CHUNK_FRAMES
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine generate", description=__doc__.splitlines()[0])
     p.add_argument("--image", required=True, help="input image (PNG/JPEG/WebP/...)")
-    cam = p.add_mutually_exclusive_group(required=True)
-    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
-    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
-    p.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
-    p.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+    add_camera_args(p)
     p.add_argument("--prompt", default="", help="text prompt (default empty, as the official CLI)")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official paragraph)")
     p.add_argument("--frames", type=int, default=CHUNK_FRAMES,

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.cli.common import cameras_from_path_file, check_preset_args, run_command
+from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
 from engine.errors import WeightsMissingError
 from engine.model_defaults import CHUNK_FRAMES, FPS, MODEL_HEIGHT, MODEL_WIDTH
 
@@ -32,11 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--moge", help="MoGe checkpoint (model.pt path or hub id) to estimate depth")
     p.add_argument("--fov", type=float, default=None, help="vertical FOV in degrees for a depth file without K")
     p.add_argument("--weights", default=None, help="weights folder (looks for moge/model.pt); default $GEN3C_WEIGHTS")
-    cam = p.add_mutually_exclusive_group(required=True)
-    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
-    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
-    p.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
-    p.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+    add_camera_args(p)
     p.add_argument("--corrected", action="store_true", help="preset with the official look-at quirk fixed")
     p.add_argument("--frames", type=int, default=CHUNK_FRAMES,
                    help=f"number of frames (default {CHUNK_FRAMES}; limit: MAX_FRAMES in engine/validate.py)")

@@ -188,18 +188,18 @@ def look_at_clicked_point(session: Session, payload: str) -> Session:
 
 
 def undo(session: Session) -> Session:
-    session = require_scene(session)
-    history, path = session.history.undo(session.path)
-    if path is False:
-        raise InputError("nothing to undo")
-    return _restore(session, history, path)
+    return _history_step(session, "undo")
 
 
 def redo(session: Session) -> Session:
+    return _history_step(session, "redo")
+
+
+def _history_step(session: Session, direction: str) -> Session:
     session = require_scene(session)
-    history, path = session.history.redo(session.path)
+    history, path = getattr(session.history, direction)(session.path)
     if path is False:
-        raise InputError("nothing to redo")
+        raise InputError(f"nothing to {direction}")
     return _restore(session, history, path)
 
 
