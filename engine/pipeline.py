@@ -21,8 +21,8 @@ cameras past T hold the last pose, and the extra tail frames are dropped. The ou
 Seeding: one ``torch.Generator`` (CPU) seeded once per ``generate``; each chunk's initial noise continues it, so a
 seed gives the same video on any device. The augmentation noise is the official numpy draw from the same seed.
 
-Memory placement plan (GPU; the arithmetic is from the official model sizes and a 121-frame 704x1280 chunk, not
-a measurement):
+Memory placement plan (GPU; the figures are the official model sizes and published peaks for a 121-frame 704x1280
+chunk, and arithmetic on them, not this project's measurement):
 
 - ``"low_memory"`` (target: a 121-frame 704x1280 generation within 24 GB):
   the DiT stays resident in bf16 (7.24 B params = 14.5 GB); one forward peaks at 19.6 GB, i.e. ~5 GB of
@@ -35,8 +35,8 @@ a measurement):
   The chunk's cache renders (121 x 2 buffers x 704 x 1280, RGB + mask, float32 = ~3.5 GB) are moved to the
   host right after rendering and sent to the VAE one buffer video at a time (0.65 GB in bf16).
   Peak = DiT forward 19.6 GB + latents (16 x 16 x 88 x 160 fp32 = 14 MB each, a handful) -> ~20 GB, provided
-  the tiled VAE encode/decode peaks below ~4 GB next to the resident DiT (an estimate: BENCHMARKS.md holds
-  the measured figures).
+  the tiled VAE encode/decode peaks below ~4 GB next to the resident DiT (an estimate until
+  `python -m engine bench pipeline` measures it on a GPU; figures are recorded in BENCHMARKS.md).
   ``torch.cuda.empty_cache`` runs only on cancel and at the end of a run.
 - ``"resident"``: DiT, VAE (untiled), text encoder and MoGe all stay on the GPU between calls
   (14.5 + 9.6 + 1.3 + 0.2 GB weights, VAE decode peak 29.8 GB -> fits an 80 GB card, not a 24 GB one).
