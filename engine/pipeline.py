@@ -21,8 +21,8 @@ cameras past T hold the last pose, and the extra tail frames are dropped. The ou
 Seeding: one ``torch.Generator`` (CPU) seeded once per ``generate``; each chunk's initial noise continues it, so a
 seed gives the same video on any device. The augmentation noise is the official numpy draw from the same seed.
 
-Memory placement plan (GPU; cannot be measured on this CPU-only machine, the arithmetic is from
-/work/shared/reference/performance.md sec. 3-5):
+Memory placement plan (GPU; the figures are the official model sizes and published peaks for a 121-frame 704x1280
+chunk, and arithmetic on them, not this project's measurement):
 
 - ``"low_memory"`` (target: a 121-frame 704x1280 generation within 24 GB):
   the DiT stays resident in bf16 (7.24 B params = 14.5 GB); one forward peaks at 19.6 GB, i.e. ~5 GB of
@@ -35,10 +35,14 @@ Memory placement plan (GPU; cannot be measured on this CPU-only machine, the ari
   The chunk's cache renders (121 x 2 buffers x 704 x 1280, RGB + mask, float32 = ~3.5 GB) are moved to the
   host right after rendering and sent to the VAE one buffer video at a time (0.65 GB in bf16).
   Peak = DiT forward 19.6 GB + latents (16 x 16 x 88 x 160 fp32 = 14 MB each, a handful) -> ~20 GB, provided
-  the tiled VAE encode/decode peaks below ~4 GB next to the resident DiT (not measured: no GPU here).
+  the tiled VAE encode/decode peaks below ~4 GB next to the resident DiT (an estimate until
+  `python -m engine bench pipeline` measures it on a GPU; figures are recorded in BENCHMARKS.md).
   ``torch.cuda.empty_cache`` runs only on cancel and at the end of a run.
 - ``"resident"``: DiT, VAE (untiled), text encoder and MoGe all stay on the GPU between calls
   (14.5 + 9.6 + 1.3 + 0.2 GB weights, VAE decode peak 29.8 GB -> fits an 80 GB card, not a 24 GB one).
+
+Validation: :meth:`Gen3CPipeline.generate` is an entry point and checks every argument with
+:mod:`engine.validate` before any work; the steps after it trust those values.
 """
 from __future__ import annotations
 
@@ -52,8 +56,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from engine import validate
 from engine.errors import Cancelled, InputError, WeightsMissingError
-from engine.sampler import sample_latents, validate_sampling_options
+from engine.images import FIT_MODES
+from engine.sampler import sample_latents
 
 DEFAULT_NEGATIVE = (
     "The video captures a series of frames showing ugly scenes, static with no motion, motion blur, "
@@ -94,10 +100,8 @@ class GenerationResult:
 
 def chunk_plan(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     """Frame ranges [start, end] (inclusive) of each chunk; the last may run past ``num_frames - 1``."""
-    if chunk_frames < 2:
-        raise InputError(f"chunk length must be at least 2 frames, got {chunk_frames}")
-    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 2:
-        raise InputError(f"frames must be an integer >= 2, got {num_frames!r}")
+    chunk_frames = validate.integer(chunk_frames, "chunk length", 2)
+    num_frames = validate.frame_count(num_frames, "frames")
     step = chunk_frames - 1
     n = math.ceil((num_frames - 1) / step)
     return [(k * step, k * step + step) for k in range(n)]
@@ -145,8 +149,6 @@ class Gen3CPipeline:
         self._depth_estimator = depth_estimator
         self._depth_estimator_loader = depth_estimator_loader
         self._owns_depth_estimator = depth_estimator is None
-        self._keep_cache = False  # tests/studio may set True to inspect `last_cache` after a run
-        self.last_cache = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -348,15 +350,24 @@ class Gen3CPipeline:
         from the depth. ``progress(dict(stage, chunk, num_chunks, step, num_steps))``; ``cancel`` (Event or
         callable) is checked between steps and stages and raises ``Cancelled``.
         """
+        num_frames = validate.frame_count(num_frames, "frames", height=self.height, width=self.width)
         plan = chunk_plan(num_frames, self.chunk_frames)
-        self._check_args(num_steps, guidance, seed, cfg)
-        if negative_prompt is None:
-            negative_prompt = ""
+        options = validate.sampling_options(num_steps, guidance, cfg, seed, names={"num_steps": "steps"})
+        prompt = validate.prompt(prompt)
+        negative_prompt = validate.prompt(negative_prompt, "negative prompt")
+        image_uint8 = validate.uint8_image(image_uint8)
+        fit = validate.one_of(fit, FIT_MODES, "fit")
+        if depth is not None:  # a DepthResult of the input image, at its size or at the model size
+            shape = np.shape(depth.depth)
+            if shape not in (tuple(image_uint8.shape[:2]), (self.height, self.width)):
+                raise InputError(f"depth is {'x'.join(map(str, shape))}; expected the image size "
+                                 f"{image_uint8.shape[0]}x{image_uint8.shape[1]} or {self.height}x{self.width}")
+            validate.intrinsics(depth.K, "depth intrinsics", batch=False)
         w2cs, Ks = self._cameras(cameras, num_frames)
-        image_uint8 = _check_image(image_uint8)
         try:
-            return self._generate(image_uint8, w2cs, Ks, plan, num_frames, prompt, negative_prompt, num_steps,
-                                  guidance, int(seed), cfg, depth, progress, cancel, foreground_masking, fit)
+            return self._generate(image_uint8, w2cs, Ks, plan, num_frames, prompt, negative_prompt,
+                                  options.num_steps, options.guidance, options.seed, options.cfg, depth, progress,
+                                  cancel, foreground_masking, fit)
         except Cancelled as exc:
             message = str(exc)
         # raised outside the handler so no traceback keeps the chunk's tensors alive
@@ -400,7 +411,6 @@ class Gen3CPipeline:
         cache = Cache3D(first, depth_map, torch.eye(4), K0, frame_buffer_max=self.frame_buffer_max,
                         foreground_masking=foreground_masking)
         cache.to(self.device)
-        self.last_cache = cache if self._keep_cache else None
 
         generator = torch.Generator().manual_seed(seed)
         frames, warps, masks_out = [], [], []
@@ -455,12 +465,6 @@ class Gen3CPipeline:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    @staticmethod
-    def _check_args(num_steps, guidance, seed, cfg) -> None:
-        validate_sampling_options(num_steps, guidance, cfg, steps_name="steps")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
-            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-
     def _cameras(self, cameras, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         if hasattr(cameras, "sample"):
             w2cs, Ks = cameras.sample(num_frames, self.height, self.width)
@@ -469,33 +473,21 @@ class Gen3CPipeline:
                 w2cs, Ks = cameras
             except (TypeError, ValueError):
                 raise InputError("cameras must be (w2cs, Ks) or a CameraPath") from None
-        w2cs = torch.as_tensor(np.asarray(w2cs), dtype=torch.float32)
-        Ks = torch.as_tensor(np.asarray(Ks), dtype=torch.float32)
-        if w2cs.ndim != 3 or w2cs.shape[1:] != (4, 4) or Ks.ndim != 3 or Ks.shape[1:] != (3, 3):
-            raise InputError(f"cameras must be w2cs [T,4,4] and Ks [T,3,3], got {tuple(w2cs.shape)} and "
-                             f"{tuple(Ks.shape)}")
-        if len(w2cs) != num_frames or len(Ks) != num_frames:
-            raise InputError(f"{len(w2cs)} camera poses and {len(Ks)} intrinsics given for {num_frames} frames")
-        if not (torch.isfinite(w2cs).all() and torch.isfinite(Ks).all()):
-            raise InputError("cameras contain NaN or infinite values")
-        return w2cs, Ks
+        W, K = validate.camera_batch(w2cs, Ks, num_frames=num_frames)
+        return torch.from_numpy(W.astype(np.float32)), torch.from_numpy(K.astype(np.float32))
 
     def _seed_depth(self, image_uint8, image_fit, fit_info, depth):
-        """Depth [1,H,W] and intrinsics [3,3] of the fitted input image."""
+        """Depth [1,H,W] and intrinsics [3,3] of the fitted input image (a given depth was checked by generate)."""
         if depth is None:
             d = self.estimate_depth(image_fit)
-            dm, K = np.asarray(d.depth, np.float32), np.asarray(d.K, np.float32)
+            dm = np.asarray(d.depth, np.float32)
+            K = validate.intrinsics(d.K, "depth estimator intrinsics", batch=False).astype(np.float32)
             if dm.shape != (self.height, self.width):
                 raise InputError(f"depth estimator returned {dm.shape}, expected {(self.height, self.width)}")
         else:
             dm, K = np.asarray(depth.depth, np.float32), np.asarray(depth.K, np.float32)
             if dm.shape == tuple(image_uint8.shape[:2]):
                 dm, K = fit_info.apply_to_depth(dm), fit_info.apply_to_intrinsics(K)
-            elif dm.shape != (self.height, self.width):
-                raise InputError(f"depth is {dm.shape[0]}x{dm.shape[1]}; expected the image size "
-                                 f"{image_uint8.shape[0]}x{image_uint8.shape[1]} or {self.height}x{self.width}")
-        if K.shape != (3, 3) or not np.isfinite(K).all():
-            raise InputError("depth intrinsics must be a finite 3x3 matrix")
         return _depth_tensor(dm, self.height, self.width), torch.from_numpy(np.ascontiguousarray(K))
 
 
@@ -504,13 +496,6 @@ def _depth_tensor(depth: np.ndarray, height: int, width: int) -> torch.Tensor:
     if d.shape != (height, width):
         raise InputError(f"depth is {d.shape}, expected {(height, width)}")
     return torch.from_numpy(np.ascontiguousarray(d))[None]
-
-
-def _check_image(image) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 2:
-        raise InputError(f"image must be uint8 [H,W,3], got {arr.dtype} {tuple(arr.shape)}")
-    return arr
 
 
 def _add(timings: dict, key: str, t0: float) -> None:

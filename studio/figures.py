@@ -18,7 +18,9 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from studio.viewcam import SceneBox, plotly_camera_from_pose, to_display, w2c_from_look
+from engine.cameras import look_at_w2c
+from studio.viewcam import SceneBox, plotly_camera_from_pose, to_display
+
 
 def _point_budget(default: int = 20_000) -> int:
     """The cloud's point budget: $GEN3C_STUDIO_POINTS (1,000-500,000) or `default`."""
@@ -153,8 +155,8 @@ def scene_figure(
         traces.append(_lines_trace([cur], CURRENT_COLOUR, 7, CURRENT_TRACE_NAME))
 
     # initial view: from behind and above the first camera, looking at the scene centre
-    start = w2c_from_look([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
-                          [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
+    start = look_at_w2c([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
+                        [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
     camera = plotly_camera_from_pose(start, box, 1.9 * focus_distance, world_up=True)
     scene = box.layout()
     for name in ("xaxis", "yaxis", "zaxis"):

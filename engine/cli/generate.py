@@ -10,21 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cli.common import cameras_from_path_file, run_command
+from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
 from engine.errors import InputError, WeightsMissingError
+from engine.model_defaults import CHUNK_FRAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine generate", description=__doc__.splitlines()[0])
     p.add_argument("--image", required=True, help="input image (PNG/JPEG/WebP/...)")
-    cam = p.add_mutually_exclusive_group(required=True)
-    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
-    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
-    p.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
-    p.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+    add_camera_args(p)
     p.add_argument("--prompt", default="", help="text prompt (default empty, as the official CLI)")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official paragraph)")
-    p.add_argument("--frames", type=int, default=121, help="number of output frames (default 121)")
+    p.add_argument("--frames", type=int, default=CHUNK_FRAMES,
+                   help=f"number of output frames (default {CHUNK_FRAMES}; limit: MAX_FRAMES in engine/validate.py)")
     p.add_argument("--steps", type=int, default=35, help="denoising steps (default 35)")
     p.add_argument("--guidance", type=float, default=1.0, help="CFG guidance g; F = F_c + g (F_c - F_u) (default 1)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -50,19 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate_args(args) -> Path:
+    """Every flag checked with engine.validate before anything is read or loaded."""
+    from engine import validate
     from engine.pipeline import PLACEMENTS
-    from engine.sampler import CFG_POLICIES
 
-    if args.frames < 2:
-        raise InputError(f"--frames must be at least 2 (got {args.frames})")
-    if args.steps < 1:
-        raise InputError(f"--steps must be at least 1 (got {args.steps})")
-    if args.seed < 0:
-        raise InputError(f"--seed must be non-negative (got {args.seed})")
-    if args.cfg not in CFG_POLICIES:
-        raise InputError(f"--cfg must be one of {', '.join(CFG_POLICIES)} (got {args.cfg!r})")
-    if args.placement not in PLACEMENTS:
-        raise InputError(f"--placement must be one of {', '.join(PLACEMENTS)} (got {args.placement!r})")
+    validate.frame_count(args.frames, "--frames")
+    validate.sampling_options(args.steps, args.guidance, args.cfg, args.seed,
+                              names={"num_steps": "--steps", "guidance": "--guidance", "cfg": "--cfg",
+                                     "seed": "--seed"})
+    validate.one_of(args.placement, PLACEMENTS, "--placement")
+    validate.prompt(args.prompt, "--prompt")
+    validate.prompt(args.negative_prompt, "--negative-prompt")
+    if args.fov is not None:
+        validate.fov_deg(args.fov, "--fov")
+    if args.preset:
+        check_preset_args(args)
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out must end in .mp4 (got {args.out})")
@@ -116,7 +116,7 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from engine import cameras, depth as depth_mod, images, video
+    from engine import cameras, depth as depth_mod, images, validate, video
     from engine.models.config import Gen3CConfig
     from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline, resolve_placement
 
@@ -129,8 +129,8 @@ def run(args) -> dict:
     # inputs first: nothing heavy loads before they are known to be usable
     image = images.load_image(args.image)
     fitted, fit = images.fit_image(image, height, width, args.fit)
+    validate.frame_count(args.frames, "--frames", height=height, width=width)  # the weights' own size
     if args.path:
-
         _, cams = cameras_from_path_file(args.path, args.frames, height, width)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     moge = args.moge or depth_mod.find_moge_weights(root)

@@ -292,12 +292,9 @@ def set_latent_stats(vae, mean, std) -> None:
 def read_latent_stats(config_file, latent_channels: int, min_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) from a VAE `config.json`, read from the file itself: diffusers would silently fill in
     its own default statistics where the entries are absent."""
-    import json
+    from engine.json_input import MAX_CONFIG_BYTES, read_json_file
 
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{config_file}: not a readable JSON file ({exc.__class__.__name__})") from None
+    config = read_json_file(config_file, str(config_file), max_bytes=MAX_CONFIG_BYTES)
     if not isinstance(config, dict) or not isinstance(config.get("latents_mean"), list) \
             or not isinstance(config.get("latents_std"), list):
         raise InputError(f"{config_file}: no latents_mean/latents_std lists (a folder from an older version: "

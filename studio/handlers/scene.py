@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import validate
 from engine.errors import InputError
+from engine.images import FIT_MODES
+from engine.model_defaults import FILTER_THRESHOLD
 from studio import figures
-from studio.handlers.common import MODEL_SIZE, finite
+from studio.handlers.common import MODEL_SIZE
 from studio.handlers.path_edits import DEFAULT_PRESET, set_preset
 from studio.state import PREVIEW_SIZE, VIDEO_SIZE, History, Preview, Session
-
-OFFICIAL_FILTER_THRESHOLD = 0.05
 
 
 def preview_cache(small_scene, model_height: int):
@@ -23,7 +24,7 @@ def preview_cache(small_scene, model_height: int):
 
     scale = model_height / small_scene.height
     return Cache3D(small_scene.image, small_scene.depth, small_scene.w2c, small_scene.K,
-                   filter_points_threshold=OFFICIAL_FILTER_THRESHOLD * scale)
+                   filter_points_threshold=FILTER_THRESHOLD * scale)
 
 
 def _scene_session(session: Session | None, scene, source: tuple, label: str) -> Session:
@@ -70,11 +71,10 @@ def load_upload(session: Session | None, image_file, depth_file=None, fov_y_deg=
 
     if image_file is None:
         raise InputError("upload an image first")
-    if fit not in ("crop", "pad"):
-        raise InputError(f"fit must be 'crop' or 'pad', got {fit!r}")
+    validate.one_of(fit, FIT_MODES, "fit")
     image = images.load_image(str(image_file))
     h, w = image.shape[:2]
-    fov = None if fov_y_deg in (None, "", 0) else finite(fov_y_deg, "FOV")
+    fov = None if fov_y_deg in (None, "", 0) else validate.fov_deg(fov_y_deg, "FOV")
     if depth_file is not None:
         result = depth_mod.load_depth_file(str(depth_file), h, w, fov_y_deg=fov)
         source = "depth file"
