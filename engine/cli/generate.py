@@ -47,9 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all-zero prompt embeddings (official --disable_prompt_encoder); no T5 needed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--parallel", default=None, metavar="KINDS",
-                   help="run under torchrun on N processes: ulysses or ring (split the DiT's tokens over N ranks; "
-                        "ring only on CUDA), cfg (cond and uncond branches on 2 ranks), or cfg,ulysses / cfg,ring "
-                        "(N = 2k: two groups of k); gloo on CPU, NCCL on GPU (cuda:LOCAL_RANK); only rank 0 writes")
+                   help="under `torchrun --nproc-per-node N -m engine generate ...`: ulysses or ring (split the "
+                        "DiT's tokens over the N ranks; ring only on CUDA), cfg (cond and uncond branches on 2 "
+                        "ranks), or cfg,ulysses / cfg,ring (N = 2k: two groups of k); gloo on CPU, NCCL on GPU "
+                        "(cuda:LOCAL_RANK); every rank loads the weights, only rank 0 writes and prints")
     p.add_argument("--save-latents", default=None, metavar="FILE",
                    help="also write each chunk's final latent (float32) to FILE.safetensors (keys chunk_0, ...)")
     return p
