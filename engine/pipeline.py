@@ -134,7 +134,7 @@ class Gen3CPipeline:
     def __init__(self, config, transformer, vae, *, text_encoder_loader: Callable | None = None,
                  depth_estimator=None, depth_estimator_loader: Callable | None = None,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 placement: str = "low_memory", batch_cfg: bool = False):
+                 placement: str = "low_memory", batch_cfg: bool = False, branch_runner=None, parallel=None):
         placement = resolve_placement(placement, torch.device(device))
         self.config = config
         self.transformer = transformer
@@ -149,12 +149,16 @@ class Gen3CPipeline:
         self._depth_estimator = depth_estimator
         self._depth_estimator_loader = depth_estimator_loader
         self._owns_depth_estimator = depth_estimator is None
+        self.branch_runner = branch_runner  # the sampler's BranchRunner (None: run_branches)
+        self.parallel = parallel  # the engine.parallel.ParallelSession, or None in a single process
+        self.keep_latents = False  # True: `last_latents` holds each chunk's final latent after a run
+        self.last_latents: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(cls, weights_dir=None, device=None, dtype=None, placement: str = "auto",
                         depth_estimator=None, batch_cfg: bool = False, zero_text: bool = False,
-                        attention: str | None = "auto", text_cache_dir="default") -> "Gen3CPipeline":
+                        attention: str | None = "auto", text_cache_dir="default", parallel=None) -> "Gen3CPipeline":
         """Load the weights folder (``weights_dir``, else $GEN3C_WEIGHTS, else ./weights; layout in engine/API.md).
 
         ``device`` defaults to CUDA when present; ``dtype`` to bf16 on CUDA and float32 on CPU.
@@ -163,6 +167,9 @@ class Gen3CPipeline:
         ``zero_text=True`` uses all-zero prompt embeddings (the official ``--disable_prompt_encoder``) and does
         not need the text encoder. ``text_cache_dir``: the text encoder's on-disk embedding cache ("default":
         the models' default folder; None: no disk cache). Missing parts raise ``WeightsMissingError`` saying what to download.
+        ``parallel``: inside a torchrun job, "ulysses", "ring", "cfg", "cfg,ulysses" or "cfg,ring" (or an
+        ``engine.parallel.ParallelSession``); every rank calls this, the device is ``cuda:{LOCAL_RANK}`` (or the CPU),
+        and the plan is checked against the model before any weights load. See ``engine.parallel``.
         """
         from engine.models.config import Gen3CConfig
         from engine.models.dit import load_transformer
@@ -170,6 +177,12 @@ class Gen3CPipeline:
         from engine.models.weights import find_weights
 
         resolve_placement(placement, torch.device("cpu"))  # validate the name before any work
+        session = None
+        if parallel is not None:
+            from engine.parallel import ParallelSession, start_session
+
+            session = parallel if isinstance(parallel, ParallelSession) else start_session(parallel, device)
+            device = session.device
         status = find_weights(weights_dir)
         status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
         root = Path(status.root)
@@ -178,7 +191,16 @@ class Gen3CPipeline:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         placement = resolve_placement(placement, device)
         config = Gen3CConfig.load(root)
+        if session is not None:
+            from engine.parallel import check_session_fits, read_transformer_config
+
+            check_session_fits(session, config, read_transformer_config(root), attention or "native")
         transformer = load_transformer(root, device, dtype, attention=attention).eval()
+        runner = None
+        if session is not None:
+            from engine.parallel import parallelize
+
+            runner = parallelize(transformer, session, batch_cfg=batch_cfg)
         tiling = VaeTiling() if placement == "low_memory" and device.type == "cuda" else None
         vae = load_vae(root, device, dtype, tiling=tiling)
 
@@ -201,7 +223,7 @@ class Gen3CPipeline:
 
         return cls(config, transformer, vae, text_encoder_loader=text_encoder_loader,
                    depth_estimator=depth_estimator, depth_estimator_loader=depth_loader, device=device,
-                   dtype=dtype, placement=placement, batch_cfg=batch_cfg)
+                   dtype=dtype, placement=placement, batch_cfg=batch_cfg, branch_runner=runner, parallel=session)
 
     # ------------------------------------------------------------------ shapes from the config
     @property
@@ -325,8 +347,10 @@ class Gen3CPipeline:
             negative_embeds.to(self.device), num_steps=num_steps, guidance=guidance, fps=self.fps,
             augment_seed=seed, cfg=cfg, sigma_data=float(self.config.sigma_data),
             augment_sigma=float(self.config.augment_sigma), batch_cfg=self.batch_cfg, progress=progress,
-            cancel=cancel,
+            cancel=cancel, branch_runner=self.branch_runner,
         )
+        if self.keep_latents:
+            self.last_latents.append(latents.detach().cpu())
         del cache_latents, condition
         _add(timings, "denoise", t0)
         t0 = time.perf_counter()
@@ -381,6 +405,7 @@ class Gen3CPipeline:
 
         image_fit, fit_info = fit_image(image_uint8, self.height, self.width, fit)
         timings: dict = {}
+        self.last_latents = []
         n_chunks = len(plan)
 
         def report(stage, chunk, step=0):

@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-text-encoder", action="store_true",
                    help="all-zero prompt embeddings (official --disable_prompt_encoder); no T5 needed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--parallel", default=None, metavar="KINDS",
+                   help="under `torchrun --nproc-per-node N -m engine generate ...`: ulysses or ring (split the "
+                        "DiT's tokens over the N ranks; ring only on CUDA), cfg (cond and uncond branches on 2 "
+                        "ranks), or cfg,ulysses / cfg,ring (N = 2k: two groups of k); gloo on CPU, NCCL on GPU "
+                        "(cuda:LOCAL_RANK); every rank loads the weights, only rank 0 writes and prints")
+    p.add_argument("--save-latents", default=None, metavar="FILE",
+                   help="also write each chunk's final latent (float32) to FILE.safetensors (keys chunk_0, ...)")
     return p
 
 
@@ -71,6 +78,28 @@ def _validate_args(args) -> Path:
     if not out.parent.exists():
         raise InputError(f"--out folder {out.parent} does not exist")
     return out
+
+
+def _latents_path(args) -> Path | None:
+    if args.save_latents is None:
+        return None
+    path = Path(args.save_latents)
+    if path.suffix.lower() != ".safetensors":
+        raise InputError(f"--save-latents must end in .safetensors (got {args.save_latents})")
+    if path.exists() and path.is_dir():
+        raise InputError(f"--save-latents {args.save_latents} is a folder")
+    if not path.parent.exists():
+        raise InputError(f"--save-latents folder {path.parent} does not exist")
+    return path
+
+
+def _save_latents(path: Path, latents) -> None:
+    from safetensors.torch import save_file
+
+    from engine.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        save_file({f"chunk_{k}": x.float().contiguous() for k, x in enumerate(latents)}, str(tmp))
 
 
 def _resolve_weights(weights, zero_text: bool):
@@ -112,7 +141,8 @@ class _Progress:
             self.bar = None
 
 
-def run(args) -> dict:
+def run(args, session=None) -> dict:
+    """One generation; ``session``: this rank's ``engine.parallel.ParallelSession`` under ``--parallel``."""
     import numpy as np
     import torch
 
@@ -122,6 +152,7 @@ def run(args) -> dict:
 
     t0 = time.perf_counter()
     out = _validate_args(args)
+    latents_out = _latents_path(args)
     root = _resolve_weights(args.weights, args.no_text_encoder)
     config = Gen3CConfig.load(root)
     height, width = int(config.height), int(config.width)
@@ -133,6 +164,17 @@ def run(args) -> dict:
     if args.path:
         _, cams = cameras_from_path_file(args.path, args.frames, height, width)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if session is not None:
+        device = session.device
+    depth = None
+    if args.depth:
+        depth = depth_mod.load_depth_file(args.depth, image.shape[0], image.shape[1], fov_y_deg=args.fov)
+        K_model = fit.apply_to_intrinsics(depth.K)
+    if session is not None:  # every rank has validated its inputs, before any of them loads a model
+        from engine.cli.parallel import check_before_weights
+
+        check_before_weights(session, root, config, preset=args.preset, frames=args.frames,
+                             distance=args.distance, rotation=args.rotation)
     moge = args.moge or depth_mod.find_moge_weights(root)
     estimator = None
     if moge is not None:
@@ -145,10 +187,7 @@ def run(args) -> dict:
                     return model.estimate(frame)
                 finally:
                     model.release()
-    if args.depth:
-        depth = depth_mod.load_depth_file(args.depth, image.shape[0], image.shape[1], fov_y_deg=args.fov)
-        K_model = fit.apply_to_intrinsics(depth.K)
-    else:
+    if depth is None:
         if estimator is None:
             raise WeightsMissingError(depth_mod.MOGE_HELP)
         depth = estimator.estimate(fitted) if hasattr(estimator, "estimate") else estimator(fitted)
@@ -162,8 +201,11 @@ def run(args) -> dict:
                                   f"the generated frames: {depth_mod.MOGE_HELP}")
 
     pipe = Gen3CPipeline.from_pretrained(root, device=device, placement=args.placement, depth_estimator=estimator,
-                                         zero_text=args.no_text_encoder, batch_cfg=args.batch_cfg)
-    progress = _Progress(args.quiet)
+                                         zero_text=args.no_text_encoder, batch_cfg=args.batch_cfg,
+                                         parallel=session)
+    pipe.keep_latents = latents_out is not None
+    main_rank = session is None or session.is_main
+    progress = _Progress(args.quiet or not main_rank)
     try:
         result = pipe.generate(
             image, cams, args.frames, prompt=args.prompt,
@@ -178,18 +220,30 @@ def run(args) -> dict:
     frames = result.frames
     if args.side_by_side:
         frames = video.side_by_side(result.warps, result.frames)
-    video.write_mp4(out, np.ascontiguousarray(frames), fps=result.fps)
-    return {
+    if main_rank:
+        video.write_mp4(out, np.ascontiguousarray(frames), fps=result.fps)
+        if latents_out is not None:
+            _save_latents(latents_out, pipe.last_latents)
+    summary = {
         "out": str(out), "frames": int(len(result.frames)), "height": height, "width": width, "fps": result.fps,
         "seed": result.seed, "steps": args.steps, "guidance": args.guidance, "cfg": args.cfg,
         "device": str(device), "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    if session is not None:
+        summary["parallel"] = {"plan": str(session.plan), "world_size": session.world_size,
+                               "cfg_degree": session.degrees.cfg, "context_degree": session.degrees.context}
+    return summary
 
 
 def main(argv=None) -> int:
     """CLI entry point; returns the exit status (2 for bad input or missing weights, 130 if cancelled)."""
-    return run_command(run, build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.parallel is not None:
+        from engine.cli.parallel import run_parallel_command
+
+        return run_parallel_command(run, args, args.parallel, args.device)
+    return run_command(run, args)
 
 if __name__ == "__main__":
     sys.exit(main())
