@@ -21,21 +21,22 @@ cameras past T hold the last pose, and the extra tail frames are dropped. The ou
 Seeding: one ``torch.Generator`` (CPU) seeded once per ``generate``; each chunk's initial noise continues it, so a
 seed gives the same video on any device. The augmentation noise is the official numpy draw from the same seed.
 
-Memory placement plan (GPU; cannot be measured on this CPU-only machine, the arithmetic is from
-/work/shared/reference/performance.md sec. 3-5):
+Memory placement plan (GPU; arithmetic from the measured anchors of the project's performance reference, sec. 3-5):
 
 - ``"low_memory"`` (target: a 121-frame 704x1280 generation within 24 GB):
   the DiT stays resident in bf16 (7.24 B params = 14.5 GB); one forward peaks at 19.6 GB, i.e. ~5 GB of
   activations at batch 1 (so cond and uncond run as two batch-1 passes, never batch 2). The text encoder
   (T5-11B encoder ~4.8 B params, ~9.6 GB bf16) runs only when a prompt is not in the embedding cache; while it
   runs the DiT is parked on the CPU (14.5 + 9.6 would not fit next to activations), then T5 is released and the
-  DiT moved back; embeddings (512 x 1024 each) are kept. The VAE (~0.2 GB weights) is loaded with tiling: an
-  untiled decode of 121x704x1280 peaks at 29.8 GB, so the VAE must tile to stay under the ~9 GB left next to
-  the resident DiT. MoGe (ViT-L, ~1.3 GB fp32) is loaded for each depth estimate and released right after.
+  DiT moved back; embeddings (512 x 1024 each) are kept. The VAE (~0.2 GB weights) streams in time, one latent
+  frame at a time with its causal state carried (``engine.models.vae_stream``, exact): an untiled decode of
+  121x704x1280 peaks at 29.8 GB, a streamed one needs ~2-5 GB (arithmetic in that module), within the ~9 GB left
+  next to the resident DiT. MoGe (ViT-L, ~1.3 GB fp32) is loaded for each depth estimate and released right after.
   The chunk's cache renders (121 x 2 buffers x 704 x 1280, RGB + mask, float32 = ~3.5 GB) are moved to the
   host right after rendering and sent to the VAE one buffer video at a time (0.65 GB in bf16).
   Peak = DiT forward 19.6 GB + latents (16 x 16 x 88 x 160 fp32 = 14 MB each, a handful) -> ~20 GB, provided
-  the tiled VAE encode/decode peaks below ~4 GB next to the resident DiT (not measured: no GPU here).
+  the streamed VAE encode/decode peaks below ~5 GB next to the resident DiT (``python -m engine bench gpu``
+  measures it).
   ``torch.cuda.empty_cache`` runs only on cancel and at the end of a run.
 - ``"resident"``: DiT, VAE (untiled), text encoder and MoGe all stay on the GPU between calls
   (14.5 + 9.6 + 1.3 + 0.2 GB weights, VAE decode peak 29.8 GB -> fits an 80 GB card, not a 24 GB one).
@@ -64,6 +65,7 @@ DEFAULT_NEGATIVE = (
     "flickering. Overall, the video is of poor quality."
 )
 PLACEMENTS = ("auto", "low_memory", "resident")
+LOW_MEMORY_VAE_STREAM = 1  # latent frames per streamed VAE piece in the low_memory placement
 RESIDENT_MIN_GPU_BYTES = 60 * 1024**3  # DiT + T5 + MoGe weights and an untiled VAE decode peak (~56 GB)
 
 
@@ -164,7 +166,7 @@ class Gen3CPipeline:
         """
         from engine.models.config import Gen3CConfig
         from engine.models.dit import load_transformer
-        from engine.models.vae import VaeTiling, load_vae
+        from engine.models.vae import load_vae
         from engine.models.weights import find_weights
 
         resolve_placement(placement, torch.device("cpu"))  # validate the name before any work
@@ -177,8 +179,8 @@ class Gen3CPipeline:
         placement = resolve_placement(placement, device)
         config = Gen3CConfig.load(root)
         transformer = load_transformer(root, device, dtype, attention=attention).eval()
-        tiling = VaeTiling() if placement == "low_memory" and device.type == "cuda" else None
-        vae = load_vae(root, device, dtype, tiling=tiling)
+        # low memory: the exact time-streamed VAE; spatial tiling (approximate) is only an explicit opt-in
+        vae = load_vae(root, device, dtype, streaming=LOW_MEMORY_VAE_STREAM if placement == "low_memory" else None)
 
         def text_encoder_loader():
             from engine import models
