@@ -25,7 +25,7 @@ from engine.errors import Cancelled, InputError
 
 STAGES = ("begin", "prepare", "denoise", "finish")
 
-__all__ = ["STAGES", "GenerationState", "add_timing", "frames_to_uint8", "run_stages"]
+__all__ = ["STAGES", "GenerationState", "add_timing", "cancel_requested", "frames_to_uint8", "run_stages"]
 
 
 def add_timing(timings: dict, key: str, t0: float) -> None:
@@ -122,7 +122,8 @@ class GenerationState:
         return out
 
 
-def _cancelled(cancel) -> bool:
+def cancel_requested(cancel) -> bool:
+    """Whether `cancel` (an Event, an object with is_set(), or a callable) asks to stop."""
     if cancel is None:
         return False
     return bool(cancel.is_set()) if hasattr(cancel, "is_set") else bool(cancel())
@@ -140,7 +141,7 @@ class _Run:
                                num_steps=self.state.num_steps))
 
     def check(self, chunk):
-        if _cancelled(self.cancel):
+        if cancel_requested(self.cancel):
             raise Cancelled(f"generation cancelled in chunk {chunk + 1} of {self.state.num_chunks}")
 
 
