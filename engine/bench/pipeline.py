@@ -60,7 +60,7 @@ def sample_inputs(sample: str, height: int, width: int):
     return image, depth, build_scene(image, depth, height=height, width=width).K
 
 
-def _full_size_pipeline(device, placement, batch_cfg):
+def full_size_pipeline(device, placement, batch_cfg):
     from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel
 
     from engine.models.config import Gen3CConfig
@@ -123,7 +123,7 @@ def run(args) -> dict:
                                                  batch_cfg=args.batch_cfg)
             report["mode"] = "weights"
         else:
-            pipe = _full_size_pipeline(device, args.placement, args.batch_cfg)
+            pipe = full_size_pipeline(device, args.placement, args.batch_cfg)
             report["mode"] = "random-full-size"
     report.update(environment(device))
     report["load_s"] = round(time.perf_counter() - t0, 3)

@@ -24,26 +24,21 @@ time if every layer that looks back in time keeps what it needs of the earlier c
 Chunks are counted in latent frames: latent frame 0 is pixel frame 0, latent frame j > 0 covers pixel frames
 8j-7 .. 8j (temporal compression 8), so chunk 0 is 1 + 8 (n - 1) pixel frames and every later chunk 8 n.
 
-Peak memory for 121 x 704 x 1280 (latent 16 x 88 x 160), from the CV8x8x8 layer widths, bf16 (2 bytes), one latent
-frame per chunk. Per frame a 512-channel tensor at 88 x 160 is 7.2 M values (14.4 MB), a 512-channel tensor at
-176 x 320 is 28.8 M (57.7 MB), a 256-channel one 14.4 M (28.8 MB):
+Peak memory for 121 x 704 x 1280 (latent 16 x 88 x 160), CV8x8x8 widths (encoder 128/256/512/512, decoder
+512/512/512/256), bf16, one latent frame per chunk. Per frame, a 512-channel tensor at 88 x 160 is 7.2 M values
+(14.4 MB), a 256-channel one at 176 x 320 is 14.4 M (28.8 MB), the 192-channel conv_out input 10.8 M (21.6 MB):
 
-- Decoder state: 18 causal (3,1,1) convs at 512 x 88 x 160 carry 2 frames each (conv_in, 2 mid + 12 up-block
-  resnets x 2 convs... counted: 1 + 4 + 6 + 6 + 1 (upsampler) = 18) -> 18 x 2 x 14.4 MB = 0.52 GB; 6 at
-  256 x 176 x 320 -> 6 x 2 x 28.8 MB = 0.35 GB; conv_out's at 192 x 176 x 320 -> 2 x 21.6 MB = 0.04 GB; the mid
-  block's temporal-attention keys and values, 2 x 16 frames x 14.4 MB = 0.46 GB at the last chunk.
-  Together ~1.4 GB.
-- Decoder activations of one chunk: the widest point is the first resnet of the last up block, 2 frames at
-  176 x 320 (the up-sampled latent frame) holding its 512-channel input, its 512-channel normalised copy, the
-  padded copy for the conv and the 256-channel shortcut: ~(3 x 57.7 + 28.8) x 2 = 0.4 GB, plus the convolution's
-  workspace. The chunk's 8 output frames are 8 x 3 x 704 x 1280 x 4 B = 86 MB (float32).
-- Encoder: 8 pixel frames per chunk (2 frames at 176 x 320 after the Haar patcher, 256 channels at most there, and
-  1 frame at 88 x 160 x 512 after the down-sampler); its state is the same kind (carried conv frames + the mid
-  block's keys/values), ~1 GB.
-- So a streamed decode or encode of 121 x 704 x 1280 needs about 2-3 GB besides the 0.2 GB of weights, against
-  the 29.8 / 30.4 GB measured for the untiled decode / encode (performance.md sec. 3) and without the spatial
-  tiling's seams. The 121-frame output (1.3 GB float32) lives where the caller keeps it.
-These are arithmetic from the widths, not measurements; ``python -m engine bench gpu`` measures them.
+- Carried state of the decoder: the (3,1,1) causal convs keep 2 input frames each: 18 at 512 x 88 x 160 (conv_in,
+  2 mid-block resnets x 2, 2 up blocks x 3 resnets x 2, the up-sampler) = 18 x 2 x 14.4 MB = 0.52 GB; 6 at
+  256 x 176 x 320 (the last up block) = 0.35 GB; conv_out's = 0.04 GB; plus the mid block's temporal-attention
+  keys and values, 2 x 16 frames x 14.4 MB = 0.46 GB by the last chunk: 1.37 GB in all (the encoder's: 1.08 GB).
+- One chunk's activations are those of 1 latent frame (2 frames at 176 x 320 in the decoder, 8 pixel frames in
+  the encoder) instead of 16 (31 at 176 x 320, 121 pixel frames).
+- Counting live tensors of the same code on the meta device (``engine.bench.memory_model``, attention on the math
+  path): streamed decode 4.0 GB, encode 3.5 GB, against 22.7 GB for either untiled (measured on an H100: 29.8 GB
+  decode, 30.4 GB encode). Scaled by that measured/counted ratio, a streamed pass needs ~5 GB on a GPU besides the
+  0.2 GB of weights. The 121-frame output (1.3 GB in float32) is wherever the caller keeps it.
+``python -m engine bench gpu`` measures the real peaks.
 """
 from __future__ import annotations
 
