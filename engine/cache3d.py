@@ -131,6 +131,7 @@ class Cache3D:
         self._images = self._images.to(self.device)
         self._points = self._points.to(self.device)
         self._valid = self._valid.to(self.device)
+        self._colors = None  # a cache of _images, rebuilt on the new device when needed
         if self.boundary_mask is not None:
             self.boundary_mask = self.boundary_mask.to(self.device)
         return self

@@ -301,6 +301,23 @@ def _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_emb
     return g
 
 
+def _step_range(start_step, stop_step, total: int, latents, noise) -> tuple[int, int]:
+    """Validated [start, stop) of a resumed run; ``latents`` must be given exactly when it starts past step 0."""
+    stop_step = total if stop_step is None else stop_step
+    for name, value in (("start_step", start_step), ("stop_step", stop_step)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise InputError(f"{name} must be an integer, got {value!r}")
+    if not 0 <= start_step < stop_step <= total:
+        raise InputError(f"step range [{start_step}, {stop_step}) is not inside [0, {total}) or is empty")
+    if start_step > 0 and latents is None:
+        raise InputError(f"resuming at step {start_step} needs the latents the earlier steps returned")
+    if start_step == 0 and latents is not None:
+        raise InputError("latents are only given when resuming past step 0 (step 0 starts from the noise)")
+    if latents is not None and tuple(latents.shape) != tuple(noise.shape):
+        raise InputError(f"latents have shape {tuple(latents.shape)}, expected {tuple(noise.shape)}")
+    return int(start_step), int(stop_step)
+
+
 @torch.no_grad()
 def sample_latents(
     transformer,
@@ -323,6 +340,9 @@ def sample_latents(
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
     callback: Callable[[int, float, Denoised, torch.Tensor], None] | None = None,
+    start_step: int = 0,
+    stop_step: int | None = None,
+    latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run the official GEN3C sampler and return the final latent (float32, same shape as ``noise``).
 
@@ -331,14 +351,19 @@ def sample_latents(
     [rgb_0|mask_0|rgb_1|mask_1] latents (None = zeros). ``progress(step, total)`` is called after every step;
     ``cancel`` (Event or callable) is checked before every step and raises ``Cancelled``. ``callback(i, sigma,
     denoised, x_next)`` sees every step (for tests and previews). ``branch_runner``: see :func:`denoise`.
+
+    Resumable: ``start_step`` / ``stop_step`` run only steps [start_step, stop_step) (default: all) and return
+    the latent after them; a run resumed at ``start_step > 0`` continues from ``latents``, the latent the earlier
+    range returned (the noise and seeds stay the same). Ranges run back to back give the unsplit result.
     """
     g = _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg,
                          augment_seed)
-    sigmas = scheduler_sigmas(int(num_steps), sigma_data)
-    aug_noise = augmentation_noise(noise.shape, augment_seed).to(noise.device)
-    x = noise.float() * init_noise_sigma()
     total = int(num_steps)
-    for i in range(total):
+    start, stop = _step_range(start_step, stop_step, total, latents, noise)
+    sigmas = scheduler_sigmas(total, sigma_data)
+    aug_noise = augmentation_noise(noise.shape, augment_seed).to(noise.device)
+    x = noise.float() * init_noise_sigma() if start == 0 else latents.to(noise.device, torch.float32)
+    for i in range(start, stop):
         if _cancel_requested(cancel):
             # drop every tensor this frame holds so the traceback keeps nothing alive
             del x, aug_noise

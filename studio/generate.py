@@ -58,6 +58,11 @@ def run(session, weights_dir, settings: dict, progress=None, cancel=None):
     if not ok:
         raise WeightsMissingError(message)
     image, depth, fit = session.source
+    from studio import zerogpu
+
+    if zerogpu.active():  # Spaces: the import-time models, in GPU calls that fit the budget
+        return zerogpu.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
+                                cancel=cancel, **settings)
     pipe = _pipeline(weights_dir)
     return pipe.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
                          cancel=cancel, **settings)

@@ -26,14 +26,13 @@ def generate(weights, scene, plan):
     from engine.pipeline import Gen3CPipeline
 
     pipe = Gen3CPipeline.from_pretrained(weights, device="cpu", text_cache_dir=None, parallel=plan)
-    pipe.keep_latents = True
     image = images.load_image(Path(scene) / "image.png")
     depth = depth_mod.load_depth_file(Path(scene) / "depth.npz", image.shape[0], image.shape[1])
     _, fit = images.fit_image(image, pipe.height, pipe.width)
     cams = cameras.preset_trajectory("left", torch.eye(4), fit.apply_to_intrinsics(depth.K), FRAMES, 0.3,
                                      "center_facing")
     result = pipe.generate(image, cams, FRAMES, prompt=PROMPT, num_steps=STEPS, guidance=GUIDANCE, depth=depth)
-    latents = torch.stack(pipe.last_latents).numpy()
+    latents = torch.stack(result.latents).numpy()
     is_main = pipe.parallel is None or pipe.parallel.is_main
     if pipe.parallel is not None:
         pipe.parallel.close()

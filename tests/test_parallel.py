@@ -192,13 +192,12 @@ def test_cp_plan_names_modules_whose_tensors_have_the_planned_shape(tiny_dit):
 # ------------------------------------------------------------------------------------------ pipeline seams
 
 def test_kept_latents_are_the_ones_the_frames_were_decoded_from(tiny_weights_dir):
-    """`keep_latents` exposes each chunk's final latent; decoding it gives the returned frames."""
+    """`result.latents` holds each chunk's final latent; decoding it gives the returned frames."""
     from engine import cameras, depth as depth_mod
     from engine.pipeline import Gen3CPipeline
 
     pipe = Gen3CPipeline.from_pretrained(tiny_weights_dir, device="cpu", zero_text=True)
-    assert pipe.parallel is None and pipe.branch_runner is None and pipe.last_latents == []
-    pipe.keep_latents = True
+    assert pipe.parallel is None and pipe.branch_runner is None
     h, w = pipe.height, pipe.width
     yy, xx = np.mgrid[0:h, 0:w]
     image = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) % 256], -1).astype(np.uint8)
@@ -206,13 +205,11 @@ def test_kept_latents_are_the_ones_the_frames_were_decoded_from(tiny_weights_dir
     depth = depth_mod.DepthResult(depth=(2 + xx / w).astype(np.float32), K=K, mask=None, notes=[])
     cams = cameras.preset_trajectory("right", torch.eye(4), K, pipe.chunk_frames, 0.2, "center_facing")
     result = pipe.generate(image, cams, pipe.chunk_frames, num_steps=1, depth=depth)
-    assert len(pipe.last_latents) == 1 and tuple(pipe.last_latents[0].shape) == pipe.latent_shape()
+    assert len(result.latents) == 1 and tuple(result.latents[0].shape) == pipe.latent_shape()
     with torch.no_grad():
-        video = pipe.vae.decode(pipe.last_latents[0]).float()[0].permute(1, 0, 2, 3)
+        video = pipe.vae.decode(result.latents[0]).float()[0].permute(1, 0, 2, 3)
     frames = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     assert np.array_equal(frames, result.frames)
-    pipe.generate(image, cams, pipe.chunk_frames, num_steps=1, depth=depth)
-    assert len(pipe.last_latents) == 1  # reset by every generate
 
 
 @pytest.mark.parametrize("value, message", [("x.pt", "must end in .safetensors"), ("nowhere/x.safetensors",

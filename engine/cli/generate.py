@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default: resident on a GPU with >= 60 GiB, else low_memory), low_memory or resident")
     p.add_argument("--batch-cfg", action="store_true",
                    help="run cond + uncond as one batch-2 forward (same result, more GPU memory)")
+    p.add_argument("--cache", default="none", metavar="MODE",
+                   help="fast mode, APPROXIMATE (reuses DiT work across steps; quality with real weights unmeasured): "
+                        "none (default, exact), first_block, mag or taylorseer (diffusers' cache hooks)")
+    p.add_argument("--cache-threshold", type=float, default=None,
+                   help="fast mode threshold for first_block (default 0.05) and mag (default 0.06)")
     p.add_argument("--no-text-encoder", action="store_true",
                    help="all-zero prompt embeddings (official --disable_prompt_encoder); no T5 needed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -70,6 +75,7 @@ def _validate_args(args) -> Path:
         validate.fov_deg(args.fov, "--fov")
     if args.preset:
         check_preset_args(args)
+    _cache_settings(args)
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out must end in .mp4 (got {args.out})")
@@ -100,6 +106,16 @@ def _save_latents(path: Path, latents) -> None:
 
     with atomic_output(path) as tmp:
         save_file({f"chunk_{k}": x.float().contiguous() for k, x in enumerate(latents)}, str(tmp))
+
+
+def _cache_settings(args):
+    from engine.fast_cache import CACHE_MODES, CacheSettings
+
+    if args.cache not in CACHE_MODES:
+        raise InputError(f"--cache must be one of {', '.join(CACHE_MODES)} (got {args.cache!r})")
+    if args.cache_threshold is not None and args.cache not in ("first_block", "mag"):
+        raise InputError("--cache-threshold applies to --cache first_block or mag")
+    return CacheSettings(args.cache, threshold=args.cache_threshold)
 
 
 def _resolve_weights(weights, zero_text: bool):
@@ -202,8 +218,7 @@ def run(args, session=None) -> dict:
 
     pipe = Gen3CPipeline.from_pretrained(root, device=device, placement=args.placement, depth_estimator=estimator,
                                          zero_text=args.no_text_encoder, batch_cfg=args.batch_cfg,
-                                         parallel=session)
-    pipe.keep_latents = latents_out is not None
+                                         parallel=session, cache=_cache_settings(args))
     main_rank = session is None or session.is_main
     progress = _Progress(args.quiet or not main_rank)
     try:
@@ -223,11 +238,12 @@ def run(args, session=None) -> dict:
     if main_rank:
         video.write_mp4(out, np.ascontiguousarray(frames), fps=result.fps)
         if latents_out is not None:
-            _save_latents(latents_out, pipe.last_latents)
+            _save_latents(latents_out, result.latents)
     summary = {
         "out": str(out), "frames": int(len(result.frames)), "height": height, "width": width, "fps": result.fps,
         "seed": result.seed, "steps": args.steps, "guidance": args.guidance, "cfg": args.cfg,
-        "device": str(device), "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "device": str(device), "cache": args.cache, "approximate": args.cache != "none",
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if session is not None:

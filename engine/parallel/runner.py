@@ -23,9 +23,20 @@ __all__ = ["ParallelBranchRunner"]
 class ParallelBranchRunner:
     """``runner(transformer, net_input, timestep, branches, padding_mask, fps) -> [F per branch]``."""
 
-    def __init__(self, session, *, batch: bool = False):
+    def __init__(self, session, *, batch: bool = False, inner=None):
         self.session = session
         self.batch = batch
+        self.inner = inner  # the BranchRunner for this rank's own branches (default: run_branches)
+
+    def with_inner(self, inner) -> "ParallelBranchRunner":
+        """The same runner evaluating this rank's branches with ``inner`` (e.g. the fast mode's per-branch
+        cache contexts)."""
+        return ParallelBranchRunner(self.session, batch=self.batch, inner=inner)
+
+    def _run(self, transformer, net_input, timestep, branches, padding_mask, fps) -> list:
+        if self.inner is not None:
+            return list(self.inner(transformer, net_input, timestep, branches, padding_mask, fps))
+        return run_branches(transformer, net_input, timestep, branches, padding_mask, fps, batch=self.batch)
 
     def _from_main(self, tensor: torch.Tensor) -> torch.Tensor:
         out = tensor.contiguous() if self.session.is_main else tensor.clone(memory_format=torch.contiguous_format)
@@ -37,11 +48,10 @@ class ParallelBranchRunner:
         branches = [Branch(b.name, self._from_main(b.text), self._from_main(b.condition_mask)) for b in branches]
         cfg = self.session.degrees.cfg
         if cfg == 1 or len(branches) == 1:
-            return run_branches(transformer, net_input, timestep, branches, padding_mask, fps, batch=self.batch)
+            return self._run(transformer, net_input, timestep, branches, padding_mask, fps)
         if len(branches) != cfg:
             raise RuntimeError(f"CFG parallel runs {cfg} branches, the sampler asked for {len(branches)}")
-        (mine,) = run_branches(transformer, net_input, timestep, [branches[self.session.cfg_index]], padding_mask,
-                               fps)
+        (mine,) = self._run(transformer, net_input, timestep, [branches[self.session.cfg_index]], padding_mask, fps)
         mine = mine.contiguous()
         outputs = [torch.empty_like(mine) for _ in range(cfg)]
         dist.all_gather(outputs, mine, group=self.session.cfg_group)
