@@ -87,7 +87,7 @@ def _parse_json(data: bytes, subject: str):
 
 
 def _atomic_write(file, data: bytes) -> None:
-    """Write bytes to a temporary file next to ``file`` and rename it into place."""
+    """Write bytes to a temporary file next to ``file``, check, sync and rename it into place (engine.atomic)."""
     try:
         p = Path(os.fspath(file))
     except TypeError:
