@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.atomic import check_output_file
 from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
 from engine.errors import InputError, WeightsMissingError
 from engine.model_defaults import CHUNK_FRAMES
@@ -79,11 +80,7 @@ def _validate_args(args) -> Path:
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out must end in .mp4 (got {args.out})")
-    if out.exists() and out.is_dir():
-        raise InputError(f"--out {args.out} is a folder")
-    if not out.parent.exists():
-        raise InputError(f"--out folder {out.parent} does not exist")
-    return out
+    return check_output_file(out, "--out")  # a folder, under a file, missing or read-only: refused now
 
 
 def _latents_path(args) -> Path | None:
@@ -92,20 +89,15 @@ def _latents_path(args) -> Path | None:
     path = Path(args.save_latents)
     if path.suffix.lower() != ".safetensors":
         raise InputError(f"--save-latents must end in .safetensors (got {args.save_latents})")
-    if path.exists() and path.is_dir():
-        raise InputError(f"--save-latents {args.save_latents} is a folder")
-    if not path.parent.exists():
-        raise InputError(f"--save-latents folder {path.parent} does not exist")
-    return path
+    return check_output_file(path, "--save-latents")
 
 
 def _save_latents(path: Path, latents) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from engine.atomic import atomic_output
+    from engine.atomic import atomic_write_bytes
 
-    with atomic_output(path) as tmp:
-        save_file({f"chunk_{k}": x.float().contiguous() for k, x in enumerate(latents)}, str(tmp))
+    atomic_write_bytes(path, save({f"chunk_{k}": x.float().contiguous() for k, x in enumerate(latents)}))
 
 
 def _cache_settings(args):
@@ -119,10 +111,14 @@ def _cache_settings(args):
 
 
 def _resolve_weights(weights, zero_text: bool):
+    """The weights folder, with every part this run loads present, whole and agreeing with its config."""
+    from engine.models.integrity import check_weights
     from engine.models.weights import find_weights
 
+    parts = ("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
     status = find_weights(weights)
-    status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
+    status.require(*parts)
+    check_weights(status.root, parts)  # seconds, no tensor loaded: a broken folder is refused before any work
     return Path(status.root)
 
 
