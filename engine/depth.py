@@ -373,6 +373,8 @@ def load_depth_file(file, height: int, width: int, K=None, fov_y_deg: float | No
     notes: list[str] = []
     path = Path(file) if isinstance(file, (str, os.PathLike)) else None
     what = f"depth file {path.name}" if path is not None else "depth file"
+    if scale is not None and not validate.finite_float(scale, f"{what}: scale") > 0:
+        raise InputError(f"{what}: scale must be a positive number, got {scale}")
     if path is not None:
         if not path.is_file():
             raise InputError(f"{what}: file not found")
