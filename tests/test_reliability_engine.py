@@ -528,3 +528,27 @@ def test_generate_with_broken_weights_exits_in_one_line_before_any_work(weights,
     line = _one_line(captured.err)
     assert code == 2 and line.startswith("error:") and str(weights / rel) in line and captured.out == ""
     assert not out.exists()
+
+
+def test_checking_a_folder_first_leaves_the_libraries_loading_real_tensors(tiny_weights_dir, repo_root):
+    """The meta-device check runs before diffusers / transformers are imported in a fresh process (as in the
+    CLI): the models loaded afterwards must hold no meta tensors (module-level tensors created under the meta
+    device would stay meta for the whole process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from engine.models.integrity import check_weights\n"
+        "w = sys.argv[1]\n"
+        "check_weights(w, ['transformer', 'vae', 'text_encoder', 'text_tokenizer'])\n"
+        "from engine.models import load_text_encoder, load_transformer, load_vae\n"
+        "models = [load_transformer(w, device='cpu'), load_vae(w, device='cpu').vae,\n"
+        "          load_text_encoder(w, device='cpu', cache_dir=None).model]\n"
+        "meta = [n for m in models for n, t in [*m.named_parameters(), *m.named_buffers()] if t.is_meta]\n"
+        "print('meta:', meta)\n"
+        "sys.exit(1 if meta else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_weights_dir)], cwd=repo_root, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

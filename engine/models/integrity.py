@@ -101,21 +101,27 @@ def part_tensors(folder, part: str) -> tuple[dict[str, tuple[int, ...]], Path]:
     raise InputError(f"{folder}: has neither {single} nor {index}")
 
 
+def _builder(part: str):
+    """The constructor of a part's model from its config dict."""
+    if part == "transformer":
+        from diffusers import CosmosTransformer3DModel
+
+        return CosmosTransformer3DModel.from_config
+    if part == "vae":
+        from diffusers import AutoencoderKLCosmos
+
+        return AutoencoderKLCosmos.from_config
+    from transformers import T5Config, T5EncoderModel
+
+    return lambda config: T5EncoderModel(T5Config.from_dict(config))
+
+
 def build_on_meta(part: str, config: dict, config_file) -> torch.nn.Module:
     """The model ``config`` describes, built on the meta device (no memory); InputError when it builds none."""
+    build = _builder(part)  # imported outside the meta context: module-level tensors must stay real
     try:
         with torch.device("meta"):
-            if part == "transformer":
-                from diffusers import CosmosTransformer3DModel
-
-                return CosmosTransformer3DModel.from_config(config)
-            if part == "vae":
-                from diffusers import AutoencoderKLCosmos
-
-                return AutoencoderKLCosmos.from_config(config)
-            from transformers import T5Config, T5EncoderModel
-
-            return T5EncoderModel(T5Config.from_dict(config))
+            return build(config)
     except Exception as exc:  # a config of the wrong types can fail anywhere in a library's constructor
         raise InputError(f"{config_file}: does not build a {part} model ({_first_line(exc)})") from None
 
