@@ -110,15 +110,15 @@ def _cache_settings(args):
     return CacheSettings(args.cache, threshold=args.cache_threshold)
 
 
+def _weight_parts(zero_text: bool) -> tuple[str, ...]:
+    return ("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
+
+
 def _resolve_weights(weights, zero_text: bool):
-    """The weights folder, with every part this run loads present, whole and agreeing with its config."""
-    from engine.models.integrity import check_weights
     from engine.models.weights import find_weights
 
-    parts = ("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
     status = find_weights(weights)
-    status.require(*parts)
-    check_weights(status.root, parts)  # seconds, no tensor loaded: a broken folder is refused before any work
+    status.require(*_weight_parts(zero_text))
     return Path(status.root)
 
 
@@ -160,6 +160,7 @@ def run(args, session=None) -> dict:
 
     from engine import cameras, depth as depth_mod, images, validate, video
     from engine.models.config import Gen3CConfig
+    from engine.models.integrity import check_weights
     from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline, resolve_placement
 
     t0 = time.perf_counter()
@@ -187,6 +188,8 @@ def run(args, session=None) -> dict:
 
         check_before_weights(session, root, config, preset=args.preset, frames=args.frames,
                              distance=args.distance, rotation=args.rotation)
+    # the weights folder whole and agreeing with its configs: seconds, no tensor loaded, before any model loads
+    check_weights(root, _weight_parts(args.no_text_encoder))
     moge = args.moge or depth_mod.find_moge_weights(root)
     estimator = None
     if moge is not None:
