@@ -290,6 +290,9 @@ def _read_npy(fp, what: str) -> np.ndarray:
         raise InputError(f"{what}: not a valid .npy array") from None
     if len(shape) not in (2, 3) or math.prod(shape) * dtype.itemsize > _MAX_ARRAY_BYTES:
         raise InputError(f"{what}: array shape {shape} is not a depth map [H,W] of at most {MAX_SIDE} px a side")
+    held = len(fp.getbuffer()) - fp.tell() if isinstance(fp, io.BytesIO) else None
+    if held is not None and held < math.prod(shape) * dtype.itemsize:  # numpy would allocate it all first
+        raise InputError(f"{what}: array header claims shape {shape} but the file holds {held:,} bytes of data")
     fp.seek(0)
     try:
         return np.load(fp, allow_pickle=False)

@@ -552,3 +552,56 @@ def test_checking_a_folder_first_leaves_the_libraries_loading_real_tensors(tiny_
     proc = subprocess.run([sys.executable, "-c", code, str(tiny_weights_dir)], cwd=repo_root, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ hostile structure: lying array headers
+
+def _lying_npy(shape, dtype="<f8") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    buf.write(b"\0" * 64)
+    return buf.getvalue()
+
+
+def _peak_bytes(fn) -> int:
+    """Peak memory traced while ``fn`` runs (numpy reports its array buffers to tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_depth_file_whose_header_lies_about_its_size_allocates_nothing():
+    from engine.depth import load_depth_file
+
+    data = _lying_npy((8192, 8192))  # 512 MiB claimed, 64 bytes held
+
+    def load():
+        with pytest.raises(InputError):
+            load_depth_file(data, 12, 16)
+
+    assert _peak_bytes(load) < 32 * 1024 * 1024
+
+
+def test_a_camera_npz_whose_header_lies_about_its_size_allocates_nothing(tmp_path):
+    import zipfile
+
+    from engine.paths import read_path_file
+
+    file = tmp_path / "cams.npz"
+    with zipfile.ZipFile(file, "w") as zf:
+        zf.writestr("w2cs_all.npy", _lying_npy((2_000_000, 4, 4)))  # 256 MB claimed
+        zf.writestr("Ks_all.npy", _lying_npy((2_000_000, 3, 3)))
+
+    def load():
+        with pytest.raises(InputError):
+            read_path_file(file, 36)
+
+    assert _peak_bytes(load) < 32 * 1024 * 1024
