@@ -7,6 +7,10 @@
   permissions, which bind a non-root user only; None when neither works);
 - ``enospc_after(monkeypatch, folder, nbytes)``: files opened for writing under ``folder`` through Python's
   ``open`` take ``nbytes`` bytes and then raise ``OSError(ENOSPC)``, as a write to a full disk does;
+- ``UnusableOut(tmp_path, case)``: an output path no writer can use ("file": an existing file, "under_file",
+  "read_only");
+- ``lying_npy(shape)`` / ``peak_bytes(fn)``: an .npy header claiming far more data than it holds, and the peak
+  memory a call allocates;
 - ``fake_ffmpeg(folder, mode)``: an ffmpeg that runs the real one, then fails as a full disk makes it fail
   ("disk_full": half the file, "No space left on device", status 1), or lies ("truncated": half the file,
   status 0; "fewer_frames": only 3 frames encoded, status 0). Reading videos passes to the real ffmpeg.
@@ -22,7 +26,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tracemalloc
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 
 def _mount(args: list[str]) -> bool:
@@ -166,3 +174,47 @@ def fake_ffmpeg(folder: Path, mode: str) -> Path:
 def leftovers(folder: Path) -> list[str]:
     """Every name under ``folder`` (recursive, hidden files included), for 'nothing partial' checks."""
     return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))
+
+
+class UnusableOut:
+    """The unusable --out for a case: an existing file, a path under a file, a folder in a read-only folder."""
+
+    def __init__(self, tmp_path, case):
+        self.tmp_path, self.case, self._ro = tmp_path, case, None
+
+    def __enter__(self):
+        if self.case == "file":
+            (self.tmp_path / "taken").write_text("x")
+            return self.tmp_path / "taken"
+        if self.case == "under_file":
+            (self.tmp_path / "plain").write_text("x")
+            return self.tmp_path / "plain" / "sub" / "out"
+        self._ro = read_only_folder(self.tmp_path / "ro")
+        folder = self._ro.__enter__()
+        if folder is None:
+            self._ro.__exit__(None, None, None)
+            pytest.skip("no read-only folder can be made for this user here")
+        return folder / "out"
+
+    def __exit__(self, *exc):
+        if self._ro is not None:
+            self._ro.__exit__(*exc)
+
+
+def lying_npy(shape, dtype="<f8") -> bytes:
+    """An .npy file whose header claims ``shape`` but which holds 64 bytes of data."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    buf.write(b"\0" * 64)
+    return buf.getvalue()
+
+
+def peak_bytes(fn) -> int:
+    """Peak memory traced while ``fn`` runs (numpy reports its array buffers to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak

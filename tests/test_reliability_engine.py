@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from engine.errors import InputError
-from faults import enospc_after, fake_ffmpeg, fill, leftovers, read_only_folder, small_filesystem
+from faults import (UnusableOut, enospc_after, fake_ffmpeg, fill, leftovers, lying_npy, peak_bytes,
+                    read_only_folder, small_filesystem)
 
 
 def _frames(t=12, h=64, w=64, seed=0):
@@ -235,31 +236,6 @@ def test_convert_refuses_an_unusable_out_before_reading_checkpoints(tmp_path, ca
         rc = main(["--gen3c", str(tmp_path / "model.pt"), "--tokenizer", str(tok), "--out", str(out), "--overwrite"])
         err = _one_line(capsys.readouterr().err)
     assert rc == 2 and err.startswith("error:") and "--out" in err
-
-
-class UnusableOut:
-    """The unusable --out for a case: an existing file, a path under a file, a folder in a read-only folder."""
-
-    def __init__(self, tmp_path, case):
-        self.tmp_path, self.case, self._ro = tmp_path, case, None
-
-    def __enter__(self):
-        if self.case == "file":
-            (self.tmp_path / "taken").write_text("x")
-            return self.tmp_path / "taken"
-        if self.case == "under_file":
-            (self.tmp_path / "plain").write_text("x")
-            return self.tmp_path / "plain" / "sub" / "out"
-        self._ro = read_only_folder(self.tmp_path / "ro")
-        folder = self._ro.__enter__()
-        if folder is None:
-            self._ro.__exit__(None, None, None)
-            pytest.skip("no read-only folder can be made for this user here")
-        return folder / "out"
-
-    def __exit__(self, *exc):
-        if self._ro is not None:
-            self._ro.__exit__(*exc)
 
 
 # ---------------------------------------------------------------------------------- CLI: refused up front
@@ -556,38 +532,16 @@ def test_checking_a_folder_first_leaves_the_libraries_loading_real_tensors(tiny_
 
 # ------------------------------------------------------------------ hostile structure: lying array headers
 
-def _lying_npy(shape, dtype="<f8") -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
-    buf.write(b"\0" * 64)
-    return buf.getvalue()
-
-
-def _peak_bytes(fn) -> int:
-    """Peak memory traced while ``fn`` runs (numpy reports its array buffers to tracemalloc)."""
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
-
-
 def test_a_depth_file_whose_header_lies_about_its_size_allocates_nothing():
     from engine.depth import load_depth_file
 
-    data = _lying_npy((8192, 8192))  # 512 MiB claimed, 64 bytes held
+    data = lying_npy((8192, 8192))  # 512 MiB claimed, 64 bytes held
 
     def load():
         with pytest.raises(InputError):
             load_depth_file(data, 12, 16)
 
-    assert _peak_bytes(load) < 32 * 1024 * 1024
+    assert peak_bytes(load) < 32 * 1024 * 1024
 
 
 def test_a_camera_npz_whose_header_lies_about_its_size_allocates_nothing(tmp_path):
@@ -597,11 +551,11 @@ def test_a_camera_npz_whose_header_lies_about_its_size_allocates_nothing(tmp_pat
 
     file = tmp_path / "cams.npz"
     with zipfile.ZipFile(file, "w") as zf:
-        zf.writestr("w2cs_all.npy", _lying_npy((2_000_000, 4, 4)))  # 256 MB claimed
-        zf.writestr("Ks_all.npy", _lying_npy((2_000_000, 3, 3)))
+        zf.writestr("w2cs_all.npy", lying_npy((2_000_000, 4, 4)))  # 256 MB claimed
+        zf.writestr("Ks_all.npy", lying_npy((2_000_000, 3, 3)))
 
     def load():
         with pytest.raises(InputError):
             read_path_file(file, 36)
 
-    assert _peak_bytes(load) < 32 * 1024 * 1024
+    assert peak_bytes(load) < 32 * 1024 * 1024
