@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.errors import InputError
 from studio.handlers.common import finite, frame_index, require_path, require_scene, selected_index
-from studio.handlers.preview import view_box
+from studio.handlers.view3d import view_box
 from studio.state import PREVIEW_SIZE, History, Session
 from studio.viewcam import parse_view_payload, pose_from_plotly_camera, to_world, w2c_from_look
 
@@ -114,18 +114,46 @@ def _insert_index(session: Session, index) -> int:
     return i
 
 
-def add_keyframe_from_view(session: Session, payload: str) -> Session:
-    """Add the camera the user sees in the 3D view (payload from studio.js.READ_VIEW_JS) as a keyframe.
+def _view_fov(session: Session, payload: str) -> float:
+    """The FOV of the frame the 3D view shows (the payload's "fov"), else the selected keyframe's, else the
+    scene's."""
+    try:
+        fov = json.loads(payload).get("fov")
+    except (TypeError, ValueError, AttributeError):
+        fov = None
+    if fov is not None:
+        fov = finite(fov, "3D view FOV")
+        if not 1.0 <= fov <= 170.0:
+            raise InputError(f"3D view FOV must be in 1..170 degrees, got {fov:g}")
+        return fov
+    if session.path is not None:
+        return float(session.path.keyframes[selected_index(session)].fov_y_deg)
+    return _scene_fov(session)
 
-    The keyframe takes the scene's vertical FOV (see studio.viewcam for why).
-    """
+
+def view_pose(session: Session, payload: str) -> np.ndarray:
+    """The w2c of the camera the 3D view shows (payload from the browser, see studio/web/studio.js)."""
+    camera, box = parse_view_payload(payload)
+    return pose_from_plotly_camera(camera, box or view_box(session))
+
+
+def add_keyframe_from_view(session: Session, payload: str) -> Session:
+    """Add what the 3D view shows as a keyframe after the selected one: the view's position, direction and
+    roll, and the FOV of the frame drawn over the view (the selected keyframe's)."""
     from engine.paths import Keyframe
 
     session = require_scene(session)
-    camera, box = parse_view_payload(payload)
-    w2c = pose_from_plotly_camera(camera, box or view_box(session))
-    kf = Keyframe(w2c, _scene_fov(session))
-    return _insert(session, _insert_index(session, None), kf)
+    kf = Keyframe(view_pose(session, payload), _view_fov(session, payload))
+    index = selected_index(session) + 1 if session.path is not None else None
+    return _insert(session, _insert_index(session, index), kf)
+
+
+def set_keyframe_to_view(session: Session, payload: str) -> Session:
+    """Move the selected keyframe to what the 3D view shows (its FOV and time are kept)."""
+    session = require_path(session)
+    i = selected_index(session)
+    kf = session.path.keyframes[i]
+    return session.with_path(session.path.with_keyframe(i, replace(kf, w2c=view_pose(session, payload))))
 
 
 def add_keyframe_at_frame(session: Session, frame) -> Session:
@@ -218,5 +246,14 @@ def redo(session: Session) -> Session:
 
 
 def _restore(session: Session, history: History, path) -> Session:
-    selected = 0 if path is None else min(session.selected, len(path.keyframes) - 1)
+    """Undo/redo to `path`, keeping the selection on the same keyframe where it is still in the path (else
+    on the same position)."""
+    selected = 0
+    if path is not None:
+        selected = min(session.selected, len(path.keyframes) - 1)
+        if session.path is not None:
+            current = session.path.keyframes[selected_index(session)]
+            same = [i for i, kf in enumerate(path.keyframes) if kf is current]
+            if same:
+                selected = min(same, key=lambda i: abs(i - session.selected))
     return session.with_path(path, record=False, history=history, selected=selected)

@@ -1,13 +1,11 @@
-"""Previews: one warped frame, the whole-path video frames and their coverage, the 3D view figure."""
+"""Previews: one warped frame, the whole-path video frames and their coverage."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from studio import figures
-from studio.handlers.common import MODEL_SIZE, frame_index, require_path, selected_index
+from studio.handlers.common import frame_index, require_path
 from studio.state import COVERAGE_WARN, PREVIEW_SIZE, VIDEO_SIZE, Session
-from studio.viewcam import SceneBox, to_display
 
 HOLE_RGB = np.array([255, 0, 170], dtype=np.uint8)
 
@@ -72,36 +70,3 @@ def coverage_warning(coverage: np.ndarray, frames: np.ndarray | None = None) -> 
     return (f"Warning: {len(low)} frames (first {frames[low[0]]}, worst {frames[np.argmin(coverage)]} at "
             f"{float(np.min(coverage)):.0%}) are under {COVERAGE_WARN:.0%} covered: "
             "the camera leaves what the cache can show; the model will have to invent those parts.")
-
-
-def view_box(session: Session) -> SceneBox:
-    """The 3D view's axis box: the point cloud, the seed camera and every path camera."""
-    xyz = session.preview.cloud[0]
-    extra = [np.zeros((1, 3))]
-    if session.path is not None:
-        extra.append(np.array([kf.position for kf in session.path.keyframes]))
-    return SceneBox.around(to_display(np.concatenate([xyz] + extra)))
-
-
-def scene_figure(session: Session | None, frame=None):
-    """The 3D view for the session (point cloud, keyframes, path, every frame's camera for the highlight)."""
-    if session is None or session.scene is None:
-        return None
-    session = with_cameras(session)
-    cloud_xyz, cloud_rgb = session.preview.cloud
-    keyframes, centres, cams, current = [], None, None, 0
-    selected = None
-    if session.path is not None:
-        keyframes = [(kf.w2c, kf.fov_y_deg) for kf in session.path.keyframes]
-        selected = selected_index(session)
-        w2cs = session.frame_cams[0].double().numpy()
-        centres = -np.einsum("tji,tj->ti", w2cs[:, :3, :3], w2cs[:, :3, 3])
-        fy = session.frame_cams[1].double().numpy()[:, 1, 1]
-        cams = (w2cs, np.degrees(2 * np.arctan(PREVIEW_SIZE[0] / (2 * fy))))
-        if frame is not None:
-            current = min(max(int(frame), 0), session.num_frames - 1)
-    return figures.scene_figure(
-        cloud_xyz, cloud_rgb, box=view_box(session), aspect=MODEL_SIZE[1] / MODEL_SIZE[0],
-        focus_distance=session.preview.focus_distance, keyframes=keyframes, selected=selected,
-        path_centres=centres, frame_cameras=cams, current=current, uirevision=session.scene_label,
-    )
