@@ -166,6 +166,51 @@ def _official_look_at(p: np.ndarray, target: np.ndarray, corrected: bool) -> np.
     return M
 
 
+def _check_preset_kind(kind: str, camera_rotation: str) -> None:
+    if kind not in PRESETS:
+        raise InputError(f"unknown trajectory {kind!r}; valid: {', '.join(PRESETS)}")
+    if camera_rotation not in ROTATION_MODES:
+        raise InputError(f"unknown camera rotation {camera_rotation!r}; valid: {', '.join(ROTATION_MODES)}")
+
+
+def _check_preset_numbers(num_frames, movement_distance, center_depth) -> tuple[int, float, float]:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
+        raise InputError(f"num_frames must be an integer >= 2, got {num_frames!r}")
+    if isinstance(movement_distance, bool) or isinstance(center_depth, bool):
+        raise InputError("movement_distance and center_depth must be numbers")
+    try:
+        d = float(movement_distance)
+        c = float(center_depth)
+    except (TypeError, ValueError) as exc:
+        raise InputError("movement_distance and center_depth must be numbers") from exc
+    if not math.isfinite(d):
+        raise InputError(f"movement_distance must be finite, got {movement_distance!r}")
+    if not math.isfinite(c) or c <= 0:
+        raise InputError(f"center_depth must be a positive finite number, got {center_depth!r}")
+    return int(num_frames), d, c
+
+
+def _preset_motion(kind: str, i: np.ndarray, T: int, d: float, c: float, camera_rotation: str,
+                   corrected: bool) -> np.ndarray:
+    """The official per-frame matrices M_i (float64 [N,4,4]) at frame positions i of a T-frame preset."""
+    if len(i) == 0:
+        return np.zeros((0, 4, 4))
+    pos = np.zeros((len(i), 3))
+    if kind in _LINEAR_AXES:
+        axis, sign = _LINEAR_AXES[kind]
+        denom = (T - 1) if corrected else T
+        pos[:, axis] = sign * i * d * c / denom
+    else:
+        s = 1.0 if kind == "clockwise" else -1.0
+        theta = 2.0 * math.pi * i / (T - 1)
+        pos[:, 0] = d * (np.cos(theta) - 1.0) * s * c
+        pos[:, 1] = d * np.sin(theta) * c
+    base = np.array([0.0, 0.0, c])
+    factor = {"center_facing": 0.0, "no_rotation": 1.0, "trajectory_aligned": 2.0}[camera_rotation]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a camera on its look-at point: NaN, refused by callers
+        return np.stack([_official_look_at(p, base + factor * p, corrected) for p in pos]).reshape(-1, 4, 4)
+
+
 def preset_trajectory(
     kind: str,
     initial_w2c,
@@ -200,22 +245,8 @@ def preset_trajectory(
     and linear offsets ``i * d * c / (T-1)``, reaching ``d * c`` at the last frame. Spirals already
     close their circle, so only the translation changes for them.
     """
-    if kind not in PRESETS:
-        raise InputError(f"unknown trajectory {kind!r}; valid: {', '.join(PRESETS)}")
-    if camera_rotation not in ROTATION_MODES:
-        raise InputError(f"unknown camera rotation {camera_rotation!r}; valid: {', '.join(ROTATION_MODES)}")
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
-        raise InputError(f"num_frames must be an integer >= 2, got {num_frames!r}")
-    T = int(num_frames)
-    try:
-        d = float(movement_distance)
-        c = float(center_depth)
-    except (TypeError, ValueError) as exc:
-        raise InputError("movement_distance and center_depth must be numbers") from exc
-    if not math.isfinite(d):
-        raise InputError(f"movement_distance must be finite, got {movement_distance!r}")
-    if not math.isfinite(c) or c <= 0:
-        raise InputError(f"center_depth must be a positive finite number, got {center_depth!r}")
+    _check_preset_kind(kind, camera_rotation)
+    T, d, c = _check_preset_numbers(num_frames, movement_distance, center_depth)
     W0 = validate_w2c(initial_w2c, "initial_w2c")
     if W0.ndim == 3 and W0.shape[0] != T:
         raise InputError(f"initial_w2c has {W0.shape[0]} frames, expected {T}")
@@ -223,24 +254,40 @@ def preset_trajectory(
     if K64.ndim == 3 and K64.shape[0] != T:
         raise InputError(f"K has {K64.shape[0]} frames, expected {T}")
 
-    i = np.arange(T, dtype=np.float64)
-    pos = np.zeros((T, 3))
-    if kind in _LINEAR_AXES:
-        axis, sign = _LINEAR_AXES[kind]
-        denom = (T - 1) if corrected else T
-        pos[:, axis] = sign * i * d * c / denom
-    else:
-        s = 1.0 if kind == "clockwise" else -1.0
-        theta = 2.0 * math.pi * i / (T - 1)
-        pos[:, 0] = d * (np.cos(theta) - 1.0) * s * c
-        pos[:, 1] = d * np.sin(theta) * c
-
-    base = np.array([0.0, 0.0, c])
-    factor = {"center_facing": 0.0, "no_rotation": 1.0, "trajectory_aligned": 2.0}[camera_rotation]
-    M = np.stack([_official_look_at(p, base + factor * p, corrected) for p in pos])
+    M = _preset_motion(kind, np.arange(T, dtype=np.float64), T, d, c, camera_rotation, bool(corrected))
     w2cs = M @ W0  # broadcasts [T,4,4] @ [4,4] or [T,4,4]
     Ks = np.broadcast_to(K64, (T, 3, 3)) if K64.ndim == 2 else K64
     return _to_torch(w2cs), _to_torch(Ks)
+
+
+def preset_poses(
+    kind: str,
+    frames,
+    num_frames: int,
+    movement_distance: float,
+    camera_rotation: str,
+    center_depth: float = 1.0,
+    *,
+    initial_w2c=None,
+    corrected: bool = False,
+) -> np.ndarray:
+    """World-to-camera poses (float64 [N,4,4]) of an official preset at frame positions ``frames``.
+
+    The same formula as :func:`preset_trajectory` (quirks included unless ``corrected``), evaluated
+    at any frame positions of a ``num_frames`` trajectory, whole or fractional (the formula is
+    continuous in the frame index): ``frames = 0..T-1`` gives ``preset_trajectory``'s w2cs in
+    float64. ``initial_w2c``: one [4,4] pose (default identity). A camera that lands on its
+    look-at point (a zoom past it) has no pose: NaN rows, which callers must refuse.
+    """
+    _check_preset_kind(kind, camera_rotation)
+    T, d, c = _check_preset_numbers(num_frames, movement_distance, center_depth)
+    W0 = np.eye(4) if initial_w2c is None else validate_w2c(initial_w2c, "initial_w2c")
+    if W0.ndim != 2:
+        raise InputError("preset_poses takes a single [4,4] initial_w2c")
+    i = np.asarray(frames, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(i)):
+        raise InputError("preset frame positions must be finite")
+    return _preset_motion(kind, i, T, d, c, camera_rotation, bool(corrected)) @ W0
 
 
 def intrinsics_from_fov(fov_y_deg: float, height: int, width: int) -> np.ndarray:

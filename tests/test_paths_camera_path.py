@@ -23,10 +23,15 @@ def path3():
 
 def test_path_validation(path3):
     a, b, c = path3.keyframes
-    with pytest.raises(InputError, match="at least 2"):
-        CameraPath((a,))
-    with pytest.raises(InputError, match="keyframes 1 and 2 are identical"):
-        CameraPath((a, b, b))
+    # one keyframe is a path (a still camera to add to); none is not
+    assert len(CameraPath((a,))) == 1 and not CameraPath((a,)).can_animate and path3.can_animate
+    with pytest.raises(InputError, match="at least 1 keyframe"):
+        CameraPath(())
+    # two consecutive identical keyframes (a duplicate) are a segment where the camera stays still
+    w2cs, _, fovs = CameraPath((a, b, b, c)).sample_numpy(13, H, W)
+    for frame in range(4, 9):
+        np.testing.assert_array_equal(w2cs[frame], b.w2c)
+    assert not np.allclose(w2cs[3], b.w2c) and not np.allclose(w2cs[9], b.w2c)
     with pytest.raises(InputError, match="keyframe 1 is a"):
         CameraPath((a, "b"))
     with pytest.raises(InputError, match="interpolation"):
@@ -67,12 +72,19 @@ def test_path_edits_return_new_paths(path3):
     assert path3.removed(0).keyframes == (b, c)
     assert path3.moved(0, 2).keyframes == (b, c, a)
     assert path3.moved(2, 0).keyframes == (c, a, b)
-    assert path3.duplicated(0).keyframes == (a, b, c, a)
+    # a duplicate goes right after the original (issue: "Duplicate inserts after the selected keyframe")
+    assert path3.duplicated(0).keyframes == (a, a, b, c)
+    assert path3.duplicated(2).keyframes == (a, b, c, c)
     assert path3.keyframes == (a, b, c)  # untouched
-    with pytest.raises(InputError, match="identical"):
-        path3.duplicated(2)
-    with pytest.raises(InputError, match="at least 2"):
-        path3.removed(0).removed(0)
+    # it copies the camera only: no time (times must increase), no hold, linear ease
+    timed = path3.with_keyframe(1, b.with_time(0.4).with_hold(3).with_ease("ease_in"))
+    copy = timed.duplicated(1).keyframes[2]
+    assert np.array_equal(copy.w2c, b.w2c) and copy.fov_y_deg == b.fov_y_deg
+    assert (copy.time, copy.hold, copy.ease) == (None, 0, "linear")
+    # delete works down to one keyframe, never to none
+    assert path3.removed(0).removed(0).keyframes == (c,)
+    with pytest.raises(InputError, match="at least 1 keyframe"):
+        path3.removed(0).removed(0).removed(0)
     with pytest.raises(InputError, match="out of range"):
         path3.with_keyframe(7, d)
     with pytest.raises(InputError, match="integer"):
@@ -225,7 +237,5 @@ def test_from_cameras_errors():
     w2cs, Ks = preset_trajectory("left", np.eye(4), K_REF, 5, 0.3, "center_facing")
     with pytest.raises(InputError, match="frames"):
         CameraPath.from_cameras(w2cs, Ks[:3], H)
-    with pytest.raises(InputError, match="identical"):
-        CameraPath.from_cameras(torch.cat([w2cs[:1], w2cs]), K_REF, H)
     with pytest.raises(InputError, match="shape"):
         CameraPath.from_cameras(w2cs[0], Ks, H)

@@ -39,7 +39,7 @@ def test_path_json_round_trip_exact(tmp_path, path3):
     f = tmp_path / "path.json"
     save_path_json(p, f)
     d = json.loads(f.read_text())
-    assert d["format"] == "gen3c-studio-path" and d["version"] == 1 and len(d["keyframes"][0]["w2c"]) == 16
+    assert d["format"] == "gen3c-studio-path" and d["version"] == 2 and len(d["keyframes"][0]["w2c"]) == 16
     q = load_path_json(f)
     assert q == p
     assert all(np.array_equal(a.w2c, b.w2c) for a, b in zip(p.keyframes, q.keyframes))
@@ -56,7 +56,8 @@ def _write(tmp_path, obj, name="bad.json"):
     [
         (lambda d: d.pop("keyframes"), "missing 'keyframes'"),
         (lambda d: d.update(format="other"), "format"),
-        (lambda d: d.update(version=2), "version"),
+        (lambda d: d.update(version=3), "version"),
+        (lambda d: d.update(version=True), "version"),
         (lambda d: d.update(interpolation="cubic"), "interpolation"),
         (lambda d: d.update(constant_speed="no"), "constant_speed"),
         (lambda d: d.update(keyframes="many"), "list"),
@@ -67,8 +68,6 @@ def _write(tmp_path, obj, name="bad.json"):
         (lambda d: d["keyframes"][0].update(w2c=[2.0] + [0.0] * 4 + [1.0] + [0.0] * 4 + [1.0] + [0.0] * 4 + [1.0]),
          "keyframe 0.*rigid"),
         (lambda d: d["keyframes"][0].update(time="soon"), "time"),
-        (lambda d: d["keyframes"][1].update(w2c=d["keyframes"][0]["w2c"], fov_y_deg=d["keyframes"][0]["fov_y_deg"]),
-         "identical"),
         (lambda d: d.update(keyframes=d["keyframes"] * 5001), "too many keyframes"),
     ],
 )
@@ -174,7 +173,6 @@ def test_nerfstudio_foreign_files(tmp_path, path3):
         (lambda d: d["keyframes"][0].update(matrix=[1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]), "rigid"),
         (lambda d: d["keyframes"][1].update(fov="x"), "fov"),
         (lambda d: d["keyframes"][1].update(fov=0.1), "fov"),
-        (lambda d: d.update(keyframes=[d["keyframes"][0]]), "at least 2"),
     ],
 )
 def test_nerfstudio_bad_files(tmp_path, path3, mutate, match):

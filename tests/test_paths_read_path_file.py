@@ -251,7 +251,6 @@ REFUSED = [
     (_pickle_npz, "is a pickled object array (refused)"),
     (_write_bytes("junk.npz", b"PK\x03\x04 not really a zip"), "is not a valid .npz archive"),
     (_single_npy, "is a single array"),
-    (_one_camera_npz, ": a camera path needs at least 2 keyframes"),
     (_write_bytes("empty.json", b""), "is empty"),
     (_write_bytes("path.txt", b"0 0 0"), "is not valid JSON"),
     (_missing, "cannot be read"),
@@ -277,6 +276,20 @@ def _assert_refused_alike(file, reason, tmp_path, capsys):
 @pytest.mark.parametrize("write,reason", REFUSED, ids=[w.__name__.strip("_") for w, _ in REFUSED])
 def test_every_entry_point_refuses_the_file_with_the_same_message(write, reason, tmp_path, capsys):
     _assert_refused_alike(write(tmp_path), reason, tmp_path, capsys)
+
+
+def test_a_one_camera_file_is_a_one_keyframe_path_that_cannot_be_previewed(tmp_path, capsys):
+    # Reading it works (a path of one keyframe is a still camera the studio can add to), sampling
+    # motion does not: the CLI says why, in one line.
+    f = _one_camera_npz(tmp_path)
+    found = read_path_file(f, H)
+    assert found.format == "npz" and len(found.path) == 1 and not found.path.can_animate
+    np.testing.assert_allclose(found.path.keyframes[0].w2c, found.cameras[0][0].double().numpy(), atol=0)
+    assert len(studio_files.import_path(f, H).keyframes) == 1
+    code, err, out = _cli(capsys, f, tmp_path)
+    assert code == 2 and err == ("error: a path needs at least two keyframes to preview motion or generate "
+                                 "(it has 1): add a keyframe\n")
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_studio_without_a_file():

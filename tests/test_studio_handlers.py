@@ -125,7 +125,7 @@ def test_keyframe_list_edits_and_table(base):
     down = handlers.move_keyframe(s, +1)
     assert down.path.keyframes[2] is s.path.keyframes[1] and down.selected == 2
     dup = handlers.duplicate_keyframe(handlers.select_keyframe(s, 0))
-    assert dup.path.keyframes[-1].w2c.tolist() == s.path.keyframes[0].w2c.tolist()
+    assert dup.path.keyframes[1].w2c.tolist() == s.path.keyframes[0].w2c.tolist()  # inserted after the original
     deleted = handlers.delete_keyframe(s)
     assert len(deleted.path.keyframes) == len(s.path.keyframes) - 1
     with pytest.raises(InputError):

@@ -1,10 +1,13 @@
 """Keyframed camera paths: editing, interpolation to per-frame cameras, and file I/O.
 
 A :class:`CameraPath` is an immutable list of :class:`Keyframe` (pose + vertical FOV + optional
-time); every edit returns a new path, so undo/redo is a list of paths.
+time, hold and ease); every edit returns a new path, so undo/redo is a list of paths.
 
 * ``engine.paths.keyframe``: :class:`Keyframe` and its yaw/pitch/roll,
-* ``engine.paths.camera_path``: :class:`CameraPath` (edits, timing, interpolation, sampling),
+* ``engine.paths.camera_path``: :class:`CameraPath` (edits, sampling),
+* ``engine.paths.timing``: holds, eases and where every frame lies on the path,
+* ``engine.paths.interpolation``: the camera between keyframes (linear / smooth),
+* ``engine.paths.preset``: :class:`PathPreset`, an official preset as a few editable keyframes,
 * ``engine.paths.files``: project JSON, nerfstudio ``camera_path.json``, GEN3C NPZ, and
   :func:`read_path_file` for a file of any of them.
 """
@@ -27,10 +30,13 @@ from engine.paths.files import (
     to_nerfstudio,
 )
 from engine.paths.keyframe import Keyframe
+from engine.paths.preset import MAX_PRESET_KEYFRAMES, PRESET_KEYFRAMES, PathPreset
+from engine.paths.timing import EASES
 
 __all__ = [
-    "INTERPOLATIONS", "MAX_FILE_BYTES", "MAX_FRAMES", "MAX_KEYFRAMES", "PATH_FILE_FORMATS", "PATH_FORMAT",
-    "PATH_VERSION", "CameraPath", "Keyframe", "PathFile", "load_nerfstudio", "load_npz", "load_path_json",
+    "EASES", "INTERPOLATIONS", "MAX_FILE_BYTES", "MAX_FRAMES", "MAX_KEYFRAMES", "MAX_PRESET_KEYFRAMES",
+    "PATH_FILE_FORMATS", "PATH_FORMAT", "PATH_VERSION", "PRESET_KEYFRAMES", "CameraPath", "Keyframe", "PathFile",
+    "PathPreset", "load_nerfstudio", "load_npz", "load_path_json",
     "path_from_dict", "path_to_dict", "read_path_file", "save_nerfstudio", "save_npz", "save_path_json",
     "to_nerfstudio",
 ]

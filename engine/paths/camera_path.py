@@ -1,7 +1,9 @@
 """A keyframed :class:`CameraPath`: edits, keyframe timing, interpolation and sampling to per-frame cameras.
 
 ``CameraPath.sample`` turns a path into the exact per-frame cameras (w2cs [T,4,4], Ks [T,3,3]) that
-both the studio preview and the generator use.
+both the studio preview and the generator use. Timing (holds, eases, times, constant speed) is laid
+out by ``engine.paths.timing``, the camera between keyframes by ``engine.paths.interpolation`` and
+preset-backed segments by ``engine.paths.preset``.
 """
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation, Slerp
 
 from engine.cameras import (
+    camera_center,
     check_image_size,
     fov_y_from_intrinsics,
     intrinsics_from_fov,
@@ -19,73 +21,19 @@ from engine.cameras import (
     validate_w2c,
 )
 from engine.errors import InputError
+from engine.paths.interpolation import INTERPOLATIONS, Spline
 from engine.paths.keyframe import Keyframe
+from engine.paths.preset import PRESET_KEYFRAMES, PathPreset, same_camera
+from engine.paths.timing import MAX_FRAMES, FramePlan, plan_frames
 
-INTERPOLATIONS = ("linear", "smooth")
 MAX_KEYFRAMES = 10000
-MAX_FRAMES = 100000
-# Catmull-Rom exponent for positions: 0.5 = centripetal (no cusps or self-intersections).
-_CR_ALPHA = 0.5
+# Consecutive cameras of a file this close (w2c entries, FOV degrees) are one held keyframe.
+_HOLD_TOL = 1e-9
 
 
-# --------------------------------------------------------------------------------------------
-# interpolation helpers (float64 numpy)
-
-
-def _hermite(p0, p1, m0, m1, s):
-    """Cubic Hermite on s in [0,1]; exact at s = 0 and s = 1. Arrays broadcast over a leading T."""
-    s = s[:, None]
-    s2, s3 = s * s, s * s * s
-    return ((2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * m0
-            + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * m1)
-
-
-def _centripetal_tangents(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-segment Hermite tangents (m0, m1) of a centripetal Catmull-Rom spline through P [n,3].
-
-    Ends use reflected phantom points (P[-1] = 2 P0 - P1, P[n] = 2 P[n-1] - P[n-2]). Zero-length
-    knot intervals (repeated positions, i.e. pure rotations) are guarded so nothing divides by 0:
-    a zero-length segment stays put, a zero-length neighbour interval borrows the segment's own.
-    """
-    ext = np.concatenate([2 * P[:1] - P[1:2], P, 2 * P[-1:] - P[-2:-1]])
-    d = np.linalg.norm(np.diff(ext, axis=0), axis=1) ** _CR_ALPHA  # n+1 intervals
-    n = len(P)
-    m0 = np.zeros((n - 1, 3))
-    m1 = np.zeros((n - 1, 3))
-    scale = max(float(d.max()), 1e-300)
-    eps = 1e-12 * scale
-    for k in range(n - 1):
-        q0, q1, q2, q3 = ext[k], ext[k + 1], ext[k + 2], ext[k + 3]
-        d0, d1, d2 = d[k], d[k + 1], d[k + 2]
-        if d1 < eps:
-            continue  # the segment does not move
-        d0 = d0 if d0 >= eps else d1
-        d2 = d2 if d2 >= eps else d1
-        t1 = (q1 - q0) / d0 - (q2 - q0) / (d0 + d1) + (q2 - q1) / d1
-        t2 = (q2 - q1) / d1 - (q3 - q1) / (d1 + d2) + (q3 - q2) / d2
-        m0[k] = t1 * d1
-        m1[k] = t2 * d1
-    return m0, m1
-
-
-def _time_tangents(V: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-segment Hermite tangents of a Catmull-Rom spline of values V [n,D] over key times u.
-
-    Interior slopes are central differences in time; the ends use the one-sided slope (the same as
-    reflecting a phantom key). Tangents are scaled to each segment's duration.
-    """
-    n = len(V)
-    slope = np.empty_like(V)
-    slope[0] = (V[1] - V[0]) / (u[1] - u[0])
-    slope[-1] = (V[-1] - V[-2]) / (u[-1] - u[-2])
-    if n > 2:
-        slope[1:-1] = (V[2:] - V[:-2]) / (u[2:] - u[:-2])[:, None]
-    dur = np.diff(u)[:, None]
-    return slope[:-1] * dur, slope[1:] * dur
-
-
-# --------------------------------------------------------------------------------------------
-# CameraPath
+def _needs_two(n: int) -> InputError:
+    return InputError(f"a path needs at least two keyframes to preview motion or generate (it has {n}): "
+                      "add a keyframe")
 
 
 @dataclass(frozen=True)
@@ -95,16 +43,22 @@ class CameraPath:
     ``interpolation``: "linear" (straight segments, slerp, linear FOV) or "smooth" (centripetal
     Catmull-Rom positions, Catmull-Rom quaternion spline renormalised, Catmull-Rom FOV; at the two
     ends a phantom key is reflected through the end key, i.e. the end tangent points at the
-    neighbour). Quaternions are kept in one hemisphere so turns take the short way.
-    ``constant_speed``: frames are spaced by arc length so the camera moves at constant speed
-    (keyframe times are then ignored, except the ends).
-    Validation: 2..10000 keyframes, no two consecutive identical keyframes (same pose and FOV),
-    times (where given) strictly increasing in [0, 1].
+    neighbour). Quaternions are kept in one hemisphere so turns take the short way. Two
+    consecutive keyframes with the same camera (a duplicate) make a segment where the camera
+    stays still.
+    ``constant_speed``: frames are spaced by distance travelled, so the camera moves at a steady
+    speed between its anchors: the two ends and every keyframe with a time, a hold or an ease.
+    ``preset``: the official preset the keyframes were sampled from, if any (see
+    ``engine.paths.preset``); its segments follow the official formula until edited.
+    Validation: 1..10000 keyframes, times (where given) strictly increasing in [0, 1].
+    A path of one keyframe is a still camera: it can be edited and saved, but needs a second
+    keyframe before it can be sampled for motion (:attr:`can_animate`).
     """
 
     keyframes: tuple = field(default_factory=tuple)
     interpolation: str = "smooth"
     constant_speed: bool = False
+    preset: PathPreset | None = None
 
     def __post_init__(self):
         kfs = self.keyframes
@@ -112,8 +66,8 @@ class CameraPath:
             raise InputError("camera path keyframes must be a sequence of Keyframe")
         kfs = tuple(kfs)
         object.__setattr__(self, "keyframes", kfs)
-        if len(kfs) < 2:
-            raise InputError(f"a camera path needs at least 2 keyframes, got {len(kfs)}")
+        if len(kfs) < 1:
+            raise InputError("a camera path needs at least 1 keyframe, got 0")
         if len(kfs) > MAX_KEYFRAMES:
             raise InputError(f"too many keyframes ({len(kfs)} > {MAX_KEYFRAMES})")
         for i, kf in enumerate(kfs):
@@ -124,26 +78,32 @@ class CameraPath:
         if not isinstance(self.constant_speed, (bool, np.bool_)):
             raise InputError(f"constant_speed must be true or false, got {self.constant_speed!r}")
         object.__setattr__(self, "constant_speed", bool(self.constant_speed))
-        for i in range(len(kfs) - 1):
-            a, b = kfs[i], kfs[i + 1]
-            if np.array_equal(a.w2c, b.w2c) and a.fov_y_deg == b.fov_y_deg:
-                raise InputError(f"keyframes {i} and {i + 1} are identical (same pose and fov)")
+        if self.preset is not None and not isinstance(self.preset, PathPreset):
+            raise InputError(f"camera path preset must be a PathPreset, got {type(self.preset).__name__}")
         self.key_times()  # validates the times
 
     def __len__(self):
         return len(self.keyframes)
 
+    @property
+    def can_animate(self) -> bool:
+        """True when the path has the two keyframes that motion (sampling, preview, generation) needs."""
+        return len(self.keyframes) >= 2
+
     # timing ---------------------------------------------------------------------------------
 
     def key_times(self) -> np.ndarray:
-        """The time in [0, 1] of every keyframe.
+        """The path time in [0, 1] of every keyframe: the parameter :meth:`frame_times` maps frames to.
 
         Given times are used as they are. Missing ones: the first defaults to 0, the last to 1,
         and interior gaps are spaced evenly between their nearest timed neighbours (with no times
-        at all this is uniform, k / (n-1)). The result must be strictly increasing.
+        at all this is uniform, k / (n-1)). The result must be strictly increasing. Holds and eases
+        do not move these (they are in frames: see :meth:`key_frames`).
         """
         n = len(self.keyframes)
         given = [kf.time for kf in self.keyframes]
+        if n == 1:
+            return np.array([0.0 if given[0] is None else given[0]])
         u = np.array([np.nan if t is None else t for t in given], dtype=np.float64)
         if given[0] is None:
             u[0] = 0.0
@@ -162,6 +122,44 @@ class CameraPath:
                              f"keyframe {bad + 1} at {u[bad + 1]:.6g})")
         return u
 
+    def _check_num_frames(self, num_frames) -> int:
+        if (isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer))
+                or not 1 <= num_frames <= MAX_FRAMES):
+            raise InputError(f"num_frames must be an integer in [2, {MAX_FRAMES}], got {num_frames!r}")
+        n = len(self.keyframes)
+        if n == 1 and num_frames > 1:
+            raise _needs_two(n)
+        if n > 1 and num_frames < 2:
+            raise InputError(f"num_frames must be an integer in [2, {MAX_FRAMES}], got {num_frames!r}")
+        return int(num_frames)
+
+    def _plan(self, num_frames: int) -> FramePlan:
+        T = self._check_num_frames(num_frames)
+        kfs = self.keyframes
+        positions = None
+        if self.constant_speed and len(kfs) > 1:
+            spline = self._spline()
+            backed = self._backed()
+
+            def positions(seg, s):
+                return self._positions(spline, backed, seg, s, T)
+        return plan_frames(T, [k.time for k in kfs], [k.hold for k in kfs], [k.ease for k in kfs], positions)
+
+    def key_frames(self, num_frames: int) -> np.ndarray:
+        """The frame (float64; whole for held keyframes) at which each keyframe is reached in a clip
+        of ``num_frames`` frames; keyframe k then stays until frame ``key_frames[k] + hold``.
+        A timing that cannot be honoured (holds that do not fit) is an InputError."""
+        return self._plan(num_frames).arrivals.copy()
+
+    def frame_times(self, num_frames: int) -> np.ndarray:
+        """Path time (the space of :meth:`key_times`) of each frame: i/(T-1) for a path with no holds,
+        eases or constant speed; a frame on or held at keyframe k is at exactly ``key_times()[k]``."""
+        plan = self._plan(num_frames)
+        u = self.key_times()
+        if len(u) == 1:
+            return np.zeros(len(plan.s))
+        return u[plan.seg] + plan.s * (u[plan.seg + 1] - u[plan.seg])
+
     # edits ----------------------------------------------------------------------------------
 
     def _index(self, i: int, name: str = "keyframe index", extra: int = 0) -> int:
@@ -173,7 +171,7 @@ class CameraPath:
         return int(i) % n
 
     def _with(self, kfs) -> "CameraPath":
-        return CameraPath(tuple(kfs), self.interpolation, self.constant_speed)
+        return CameraPath(tuple(kfs), self.interpolation, self.constant_speed, self.preset)
 
     def with_keyframe(self, i: int, kf: Keyframe) -> "CameraPath":
         """A new path with keyframe i replaced by ``kf``."""
@@ -181,6 +179,16 @@ class CameraPath:
         kfs = list(self.keyframes)
         kfs[i] = kf
         return self._with(kfs)
+
+    def with_hold(self, i: int, frames: int) -> "CameraPath":
+        """A new path where keyframe i is held for ``frames`` frames (0: the camera passes through)."""
+        i = self._index(i)
+        return self.with_keyframe(i, self.keyframes[i].with_hold(frames))
+
+    def with_ease(self, i: int, ease: str) -> "CameraPath":
+        """A new path where keyframe i has this ease (one of ``EASES``)."""
+        i = self._index(i)
+        return self.with_keyframe(i, self.keyframes[i].with_ease(ease))
 
     def inserted(self, i: int, kf: Keyframe) -> "CameraPath":
         """A new path with ``kf`` inserted before index i (i == len appends)."""
@@ -190,8 +198,10 @@ class CameraPath:
         return self._with(kfs)
 
     def removed(self, i: int) -> "CameraPath":
-        """A new path without keyframe i (a path keeps at least 2 keyframes)."""
+        """A new path without keyframe i (a path keeps at least one keyframe)."""
         i = self._index(i)
+        if len(self.keyframes) == 1:
+            raise InputError("a camera path keeps at least 1 keyframe: this is the last one")
         kfs = list(self.keyframes)
         del kfs[i]
         return self._with(kfs)
@@ -205,30 +215,66 @@ class CameraPath:
         return self._with(kfs)
 
     def duplicated(self, i: int) -> "CameraPath":
-        """A new path with a copy of keyframe i (without its time) appended at the end.
-
-        Appending (rather than inserting next to the original) keeps the path valid, since two
-        consecutive identical keyframes are not allowed; duplicating the first keyframe closes a
-        loop. Duplicating the last keyframe is therefore an InputError.
-        """
+        """A new path with a copy of keyframe i's camera (pose and FOV; no time, no hold, linear ease)
+        inserted right after it, at index i + 1: until one of them is edited, the camera stays still
+        between the two."""
         i = self._index(i)
-        return self._with(list(self.keyframes) + [self.keyframes[i].with_time(None)])
+        kfs = list(self.keyframes)
+        kfs.insert(i + 1, kfs[i].camera_only())
+        return self._with(kfs)
 
     def with_options(self, *, interpolation: str | None = None, constant_speed: bool | None = None) -> "CameraPath":
         return CameraPath(self.keyframes,
                           self.interpolation if interpolation is None else interpolation,
-                          self.constant_speed if constant_speed is None else constant_speed)
+                          self.constant_speed if constant_speed is None else constant_speed,
+                          self.preset)
 
-    # construction from cameras ---------------------------------------------------------------
+    # construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def single(cls, keyframe: Keyframe, interpolation: str = "smooth", constant_speed: bool = False) -> "CameraPath":
+        """A path of one keyframe (a still camera, to add keyframes to)."""
+        return cls((keyframe,), interpolation, constant_speed)
+
+    @classmethod
+    def from_input_camera(cls, fov_y_deg: float, w2c=None, interpolation: str = "smooth",
+                          constant_speed: bool = False) -> "CameraPath":
+        """A new path whose only keyframe is the input camera: ``w2c`` (default identity, the seed
+        camera of a single-image scene) with the scene's vertical FOV."""
+        kf = Keyframe(np.eye(4) if w2c is None else w2c, fov_y_deg)
+        return cls.single(kf, interpolation, constant_speed)
+
+    @classmethod
+    def from_preset(cls, kind: str, rotation: str, movement_distance: float, *, num_frames: int,
+                    fov_y_deg: float | None = None, K=None, height: int | None = None,
+                    corrected: bool = False, center_depth: float = 1.0, initial_w2c=None,
+                    keyframes: int = PRESET_KEYFRAMES, interpolation: str = "smooth",
+                    constant_speed: bool = False) -> "CameraPath":
+        """An official preset as ``keyframes`` (2..12) editable keyframes whose unedited segments follow
+        the official formula: ``sample(T, ...)`` equals ``preset_trajectory(kind, initial_w2c, K, T,
+        movement_distance, rotation, center_depth, corrected=corrected)`` for any T (K reduced to a
+        vertical FOV, as everywhere in paths). The FOV comes from ``fov_y_deg`` or from ``K`` at
+        ``height``; ``initial_w2c`` defaults to identity; ``num_frames``: the clip the keyframes are
+        sampled from (evenly spaced over it)."""
+        if (fov_y_deg is None) == (K is None):
+            raise InputError("a preset path needs either fov_y_deg or K (with height)")
+        if K is not None:
+            if height is None:
+                raise InputError("a preset path made from K needs the image height K is for")
+            fov_y_deg = fov_y_from_intrinsics(K, check_image_size(height, 1)[0])
+        preset = PathPreset(kind, rotation, movement_distance, fov_y_deg, num_frames, keyframes, center_depth,
+                            corrected, initial_w2c)
+        return cls(preset.keyframes, interpolation, constant_speed, preset)
 
     @classmethod
     def from_cameras(cls, w2cs, Ks, height: int, interpolation: str = "smooth",
                      constant_speed: bool = False) -> "CameraPath":
-        """Every camera becomes a keyframe (uniform times), FOV from fy of each K at ``height``.
+        """Every camera becomes a keyframe (uniform times), FOV from fy of each K at ``height``; a run of
+        identical consecutive cameras (within 1e-9) becomes one keyframe held for the run's length.
 
         ``sample`` with the same frame count reproduces the cameras. K is reduced to a vertical
         FOV: sampled cameras have square pixels and a centred principal point (W/2, H/2), as
-        the official presets do. Consecutive identical cameras are an InputError.
+        the official presets do.
         """
         W = validate_w2c(w2cs, "w2cs")
         K = validate_intrinsics(Ks, "Ks")
@@ -242,94 +288,113 @@ class CameraPath:
         if K.shape[0] != T:
             raise InputError(f"Ks has {K.shape[0]} frames but w2cs has {T}")
         H, _ = check_image_size(height, 1)
-        kfs = [Keyframe(W[t], fov_y_from_intrinsics(K[t], H)) for t in range(T)]
-        return cls(tuple(kfs), interpolation, constant_speed)
+        return cls(tuple(runs_as_holds([Keyframe(W[t], fov_y_from_intrinsics(K[t], H)) for t in range(T)])),
+                   interpolation, constant_speed)
 
     # sampling -------------------------------------------------------------------------------
 
-    def _evaluate(self, tau: np.ndarray):
-        """Positions [T,3], c2w rotations [T,3,3] and FOVs [T] at path times tau (float64)."""
-        kfs = self.keyframes
-        n = len(kfs)
-        u = self.key_times()
-        P = np.stack([kf.position for kf in kfs])
-        Q = Rotation.from_matrix(np.stack([kf.rotation for kf in kfs])).as_quat()
-        for k in range(1, n):  # one hemisphere, so the quaternion spline turns the short way
-            if np.dot(Q[k], Q[k - 1]) < 0:
-                Q[k] = -Q[k]
-        F = np.array([kf.fov_y_deg for kf in kfs])[:, None]
+    def _spline(self) -> Spline:
+        return Spline(self.keyframes, self.key_times(), self.interpolation)
 
-        seg = np.clip(np.searchsorted(u, tau, side="right") - 1, 0, n - 2)
-        s = np.clip((tau - u[seg]) / (u[seg + 1] - u[seg]), 0.0, 1.0)
-        if self.interpolation == "linear":
-            pos = (1.0 - s)[:, None] * P[seg] + s[:, None] * P[seg + 1]
-            # Before the first / after the last timed key the camera holds that key.
-            quat = Slerp(u, Rotation.from_quat(Q))(np.clip(tau, u[0], u[-1])).as_quat()
-            fov = (1.0 - s) * F[seg, 0] + s * F[seg + 1, 0]
-        else:
-            m0, m1 = _centripetal_tangents(P)
-            pos = _hermite(P[seg], P[seg + 1], m0[seg], m1[seg], s)
-            q0, q1 = _time_tangents(Q, u)
-            quat = _hermite(Q[seg], Q[seg + 1], q0[seg], q1[seg], s)
-            quat = quat / np.linalg.norm(quat, axis=1, keepdims=True)
-            f0, f1 = _time_tangents(F, u)
-            fov = _hermite(F[seg], F[seg + 1], f0[seg], f1[seg], s)[:, 0]
-            fov = np.clip(fov, F.min(), F.max())  # Catmull-Rom may overshoot the keyed range
-        # Keyframe rotations themselves are used where a frame lands exactly on a key, so a key
-        # is reproduced bit-for-bit up to the float32 cast.
-        rot = Rotation.from_quat(quat).as_matrix()
-        at_key0 = s == 0.0
-        at_key1 = s == 1.0
-        R_keys = np.stack([kf.rotation for kf in kfs])
-        rot[at_key0] = R_keys[seg[at_key0]]
-        rot[at_key1] = R_keys[seg[at_key1] + 1]
-        return pos, rot, fov
+    def _backed(self) -> np.ndarray:
+        """Per segment: the preset keyframe it starts at when it follows the preset formula, else -1."""
+        if self.preset is None:
+            return np.full(len(self.keyframes) - 1, -1, dtype=int)
+        return self.preset.backed_segments(self.keyframes)
 
-    def frame_times(self, num_frames: int) -> np.ndarray:
-        """Path time of each frame: i/(T-1), or arc-length spaced when ``constant_speed``."""
-        if (isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer))
-                or not 2 <= num_frames <= MAX_FRAMES):
-            raise InputError(f"num_frames must be an integer in [2, {MAX_FRAMES}], got {num_frames!r}")
-        T = int(num_frames)
-        tau = np.arange(T, dtype=np.float64) / (T - 1)
-        if not self.constant_speed:
-            return tau
+    def preset_segments(self) -> tuple:
+        """Per segment (keyframes k, k+1): True where it still follows the official preset formula."""
+        return tuple(bool(j >= 0) for j in self._backed())
+
+    def _preset_poses(self, j: np.ndarray, s: np.ndarray, T: int) -> np.ndarray:
+        v = self.preset.key_positions()
+        nxt = np.minimum(j + 1, len(v) - 1)  # s = 0 at the last preset keyframe
+        return self.preset.poses(v[j] + s * (v[nxt] - v[j]), T)
+
+    def _positions(self, spline: Spline, backed: np.ndarray, seg: np.ndarray, s: np.ndarray, T: int) -> np.ndarray:
+        pos = spline.positions(seg, s)
+        pm = backed[seg] >= 0
+        if pm.any():
+            pos[pm] = camera_center(self._preset_poses(backed[seg[pm]], s[pm], T))
+        return pos
+
+    def _formula_keys(self, backed: np.ndarray) -> np.ndarray:
+        """Per keyframe: the preset keyframe whose formula camera it shows, when every segment it
+        touches follows the preset (so that unedited preset paths are official at any frame count), else -1."""
         n = len(self.keyframes)
-        grid = np.linspace(0.0, 1.0, max(1025, 64 * (n - 1) + 1, 4 * T + 1))
-        pts = self._evaluate(grid)[0]
-        seglen = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-        total = float(seglen.sum())
-        scale = float(np.abs(pts).max()) + 1.0
-        if total <= 1e-9 * scale:
-            return tau  # no translation (pure rotation / zoom): uniform in time
-        # A tiny time term makes the cumulative length strictly increasing, so pauses in
-        # translation (rotation-only stretches) are passed through in a vanishing time.
-        cum = np.concatenate([[0.0], np.cumsum(seglen)]) + 1e-9 * total * grid
-        out = np.interp(tau * cum[-1], cum, grid)
-        out[0], out[-1] = 0.0, 1.0
+        out = np.full(n, -1, dtype=int)
+        for k in range(n):
+            left = backed[k - 1] + 1 if k > 0 and backed[k - 1] >= 0 else None
+            right = backed[k] if k < n - 1 and backed[k] >= 0 else None
+            if k > 0 and left is None or k < n - 1 and right is None:
+                continue
+            if left is not None and right is not None and left != right:
+                continue
+            out[k] = left if left is not None else right
         return out
 
     def sample_numpy(self, num_frames: int, height: int, width: int):
         """Like :meth:`sample` but float64 numpy (w2cs [T,4,4], Ks [T,3,3], fovs [T])."""
         H, W = check_image_size(height, width)
-        tau = self.frame_times(num_frames)
-        pos, rot, fov = self._evaluate(tau)
-        T = len(tau)
+        plan = self._plan(num_frames)
+        T = len(plan.s)
+        kfs = self.keyframes
+        key_w2c = np.stack([kf.w2c for kf in kfs])
+        key_fov = np.array([kf.fov_y_deg for kf in kfs])
         w2cs = np.zeros((T, 4, 4))
-        Rt = np.swapaxes(rot, 1, 2)
-        w2cs[:, :3, :3] = Rt
-        w2cs[:, :3, 3] = -np.einsum("tij,tj->ti", Rt, pos)
-        w2cs[:, 3, 3] = 1.0
-        Ks = np.stack([intrinsics_from_fov(f, H, W) for f in fov])
-        return w2cs, Ks, fov
+        fovs = np.zeros(T)
+        on = plan.key >= 0
+        w2cs[on] = key_w2c[plan.key[on]]
+        fovs[on] = key_fov[plan.key[on]]
+        if len(kfs) > 1:
+            backed = self._backed()
+            formula = self._formula_keys(backed)
+            fk = on & (formula[np.maximum(plan.key, 0)] >= 0)
+            if fk.any():
+                j = formula[plan.key[fk]]
+                w2cs[fk] = self._preset_poses(j, np.zeros(len(j)), T)
+            moving = ~on
+            pm = moving & (backed[plan.seg] >= 0)
+            if pm.any():
+                w2cs[pm] = self._preset_poses(backed[plan.seg[pm]], plan.s[pm], T)
+                fovs[pm] = self.preset.fov_y_deg
+            still_seg = np.array([same_camera(a, b) for a, b in zip(kfs[:-1], kfs[1:])])
+            st = moving & ~pm & still_seg[plan.seg]
+            w2cs[st] = key_w2c[plan.seg[st]]
+            fovs[st] = key_fov[plan.seg[st]]
+            rest = np.flatnonzero(moving & ~pm & ~st)
+            if len(rest):
+                pos, rot, fov = self._spline().evaluate(plan.seg[rest], plan.s[rest])
+                Rt = np.swapaxes(rot, 1, 2)
+                w2cs[rest, :3, :3] = Rt
+                w2cs[rest, :3, 3] = -np.einsum("tij,tj->ti", Rt, pos)
+                w2cs[rest, 3, 3] = 1.0
+                fovs[rest] = fov
+        Ks = np.stack([intrinsics_from_fov(f, H, W) for f in fovs])
+        return w2cs, Ks, fovs
 
     def sample(self, num_frames: int, height: int, width: int):
         """Per-frame cameras (w2cs [T,4,4], Ks [T,3,3]) as torch float32.
 
-        Frame i is at path time i/(T-1) (or arc-length spaced with ``constant_speed``). Where a
-        frame time equals a keyframe time, that frame is the keyframe's camera. K has square
-        pixels, fy from the interpolated vertical FOV and principal point (W/2, H/2).
+        Frames are laid out by the keyframes' timing (``engine.paths.timing``): with no times, holds,
+        eases or constant speed, frame i is at path time i/(T-1). A frame that lands on a keyframe,
+        or within its hold, is that keyframe's camera exactly (on a keyframe that only touches
+        unedited preset segments: the official preset's camera at this T, the same camera when T
+        is the preset's own frame count). K has square pixels, fy from the interpolated vertical
+        FOV and principal point (W/2, H/2). T is 2..MAX_FRAMES; a path of one keyframe gives one
+        frame (T = 1) and refuses more with the message that it needs a second keyframe.
         """
         w2cs, Ks, _ = self.sample_numpy(num_frames, height, width)
         return (torch.from_numpy(w2cs.astype(np.float32)), torch.from_numpy(Ks.astype(np.float32)))
 
+
+def runs_as_holds(keyframes) -> list:
+    """Keyframes with every run of identical consecutive cameras (within 1e-9) merged into the run's
+    first keyframe, held one more frame for each repeat."""
+    out = []
+    for kf in keyframes:
+        if out and same_camera(out[-1], kf, _HOLD_TOL):
+            out[-1] = out[-1].with_hold(out[-1].hold + 1 + kf.hold)
+        else:
+            out.append(kf)
+    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -31,12 +32,17 @@ from engine.cameras import (
 )
 from engine.errors import InputError
 from engine.fileio import atomic_write_bytes
-from engine.paths.camera_path import INTERPOLATIONS, MAX_KEYFRAMES, CameraPath
+from engine.paths.camera_path import INTERPOLATIONS, MAX_KEYFRAMES, CameraPath, runs_as_holds
 from engine.paths.keyframe import Keyframe, finite_float
+from engine.paths.preset import PathPreset
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 PATH_FORMAT = "gen3c-studio-path"
-PATH_VERSION = 1
+# 2: keyframe hold and ease, the preset block; version 1 files (no timing beyond times) still read.
+PATH_VERSION = 2
+READ_VERSIONS = (1, 2)
+# A nerfstudio file's keyframes match our gen3c_studio block's path within this (w2c entries, FOV degrees).
+_NS_BLOCK_TOL = 1e-6
 # What read_path_file reports as PathFile.format.
 PATH_FILE_FORMATS = ("project", "nerfstudio", "npz")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip (an .npz) starts with a file or an end record
@@ -143,17 +149,22 @@ def _json_objects(entries: list, label: str):
 
 
 def path_to_dict(path: CameraPath) -> dict:
-    """The project-JSON dict of a path (floats kept exact; w2c row-major, 16 numbers)."""
-    return {
+    """The project-JSON dict of a path (floats kept exact; w2c row-major, 16 numbers; hold in frames;
+    ``preset`` only for a path made from a preset)."""
+    d = {
         "format": PATH_FORMAT,
         "version": PATH_VERSION,
         "interpolation": path.interpolation,
         "constant_speed": path.constant_speed,
         "keyframes": [
-            {"w2c": [float(x) for x in kf.w2c.reshape(-1)], "fov_y_deg": float(kf.fov_y_deg), "time": kf.time}
+            {"w2c": [float(x) for x in kf.w2c.reshape(-1)], "fov_y_deg": float(kf.fov_y_deg), "time": kf.time,
+             "hold": kf.hold, "ease": kf.ease}
             for kf in path.keyframes
         ],
     }
+    if path.preset is not None:
+        d["preset"] = path.preset.to_dict()
+    return d
 
 
 def path_from_dict(d) -> CameraPath:
@@ -163,8 +174,9 @@ def path_from_dict(d) -> CameraPath:
     if d.get("format") != PATH_FORMAT:
         raise InputError(f"camera path file has format {d.get('format')!r}, expected {PATH_FORMAT!r}")
     version = d.get("version")
-    if version != PATH_VERSION or isinstance(version, bool):
-        raise InputError(f"camera path file version {version!r} is not supported (expected {PATH_VERSION})")
+    if version not in READ_VERSIONS or isinstance(version, bool):
+        raise InputError(f"camera path file version {version!r} is not supported "
+                         f"(expected {' or '.join(map(str, READ_VERSIONS))})")
     interpolation = d.get("interpolation", "smooth")
     if not isinstance(interpolation, str) or interpolation not in INTERPOLATIONS:
         raise InputError(f"camera path interpolation {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
@@ -183,11 +195,18 @@ def path_from_dict(d) -> CameraPath:
         t = e.get("time")
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))):
             raise InputError(f"{where} time must be a number or null")
+        hold = e.get("hold", 0) if version >= 2 else 0
+        if isinstance(hold, bool) or not isinstance(hold, int):
+            raise InputError(f"{where} hold must be a whole number of frames")
+        ease = e.get("ease", "linear") if version >= 2 else "linear"
         try:
-            kfs.append(Keyframe(w2c, fov, t))
+            kfs.append(Keyframe(w2c, fov, t, hold, ease))
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
-    return CameraPath(tuple(kfs), interpolation, cs)
+    preset = None
+    if version >= 2 and d.get("preset") is not None:
+        preset = PathPreset.from_dict(d["preset"], _flat16)
+    return CameraPath(tuple(kfs), interpolation, cs, preset)
 
 
 def save_path_json(path: CameraPath, file) -> None:
@@ -217,7 +236,9 @@ def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fp
     Matrices are OpenGL camera-to-world (x right, y up, looking down -z) in the same world as ours
     (only the camera axes flip), flattened row-major; ``fov`` is vertical, in degrees; ``seconds``
     is T / fps as ``ns-render`` expects. ``keyframes`` hold the editable keys and ``camera_path``
-    the exact per-frame cameras. A ``gen3c_studio`` block keeps interpolation, speed and times.
+    the exact per-frame cameras. A ``gen3c_studio`` block keeps interpolation, speed and times (as
+    version 1 wrote them) and ``path``, the whole project-format path (holds, eases, preset), which
+    :func:`load_nerfstudio` restores exactly while the file's keyframes still match it.
     """
     if not isinstance(path, CameraPath):
         raise InputError("to_nerfstudio needs a CameraPath")
@@ -260,6 +281,7 @@ def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fp
             "interpolation": path.interpolation,
             "constant_speed": path.constant_speed,
             "times": [kf.time for kf in path.keyframes],
+            "path": path_to_dict(path),
         },
     }
 
@@ -298,10 +320,15 @@ def _ns_matrix(v, where: str) -> np.ndarray:
 def load_nerfstudio(file) -> CameraPath:
     """Read a nerfstudio camera_path.json as a CameraPath.
 
-    Uses ``keyframes`` when present (``matrix`` as a list or the old string form), else every
-    ``camera_path`` entry (``camera_to_world``) becomes a keyframe. ``fov`` falls back to
-    ``default_fov``. Interpolation comes from our ``gen3c_studio`` block when present, else from
-    ``smoothness_value`` (0 = linear).
+    A file we wrote (a ``gen3c_studio`` block whose ``path`` matches the file's keyframes) gives
+    that path exactly. Otherwise ``keyframes`` are used when present (``matrix`` as a list or the
+    old string form), else every ``camera_path`` entry (``camera_to_world``) becomes a keyframe;
+    ``fov`` falls back to ``default_fov``. A run of identical consecutive cameras becomes one
+    keyframe with a hold: for ``camera_path`` entries one frame per repeat (so sampling the path
+    for the file's frame count gives the file's cameras), for ``keyframes`` the run's transition
+    time (``override_transition_sec`` of each later keyframe of the run when enabled, else
+    ``default_transition_sec``) times ``fps`` (24 when absent). Interpolation comes from our block
+    when present, else from ``smoothness_value`` (0 = linear).
     """
     data, subject = _read_bytes(file, "nerfstudio camera path")
     return _nerfstudio_from_dict(_parse_json(data, subject))
@@ -340,6 +367,9 @@ def _nerfstudio_from_dict(d) -> CameraPath:
     constant_speed = False
     extra = d.get("gen3c_studio")
     if isinstance(extra, dict) and extra.get("format") == PATH_FORMAT and key == "matrix":
+        ours = _block_path(extra, kfs)
+        if ours is not None:
+            return ours
         if extra.get("interpolation") in INTERPOLATIONS:
             interpolation = extra["interpolation"]
         if isinstance(extra.get("constant_speed"), bool):
@@ -350,7 +380,52 @@ def _nerfstudio_from_dict(d) -> CameraPath:
                 if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))):
                     raise InputError(f"nerfstudio gen3c_studio time {i} must be a number or null")
             kfs = [kf.with_time(t) for kf, t in zip(kfs, times)]
+    if key == "matrix":
+        kfs = _keyframe_runs_as_holds(d, kfs)
+    else:
+        kfs = runs_as_holds(kfs)
     return CameraPath(tuple(kfs), interpolation, constant_speed)
+
+
+def _block_path(extra: dict, kfs: list) -> CameraPath | None:
+    """The path in our gen3c_studio block, if it has one and the file's keyframes still match it."""
+    if extra.get("path") is None:
+        return None
+    try:
+        ours = path_from_dict(extra["path"])
+    except InputError as exc:
+        raise InputError(f"nerfstudio gen3c_studio path: {exc}") from None
+    if len(ours) != len(kfs):
+        return None
+    for a, b in zip(ours.keyframes, kfs):
+        if np.abs(a.w2c - b.w2c).max() > _NS_BLOCK_TOL or abs(a.fov_y_deg - b.fov_y_deg) > _NS_BLOCK_TOL:
+            return None  # edited elsewhere since we wrote it: the file's keyframes win
+    return ours
+
+
+def _positive(v, default: float) -> float:
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+    return float(v) if ok else default
+
+
+def _keyframe_runs_as_holds(d: dict, kfs: list) -> list:
+    """nerfstudio keyframes with each run of identical consecutive cameras as one held keyframe."""
+    entries = d["keyframes"]
+    fps = _positive(d.get("fps"), 24.0)
+    n = len(kfs)
+    default = _positive(d.get("default_transition_sec"), _positive(d.get("seconds"), n - 1.0) / max(n - 1, 1))
+    out, held = [], []
+    for i, kf in enumerate(kfs):
+        if out and np.abs(out[-1].w2c - kf.w2c).max() <= 1e-9 and abs(out[-1].fov_y_deg - kf.fov_y_deg) <= 1e-9:
+            e = entries[i]
+            sec = default
+            if e.get("override_transition_enabled") is True:
+                sec = _positive(e.get("override_transition_sec"), default)
+            held[-1] += sec
+        else:
+            out.append(kf)
+            held.append(0.0)
+    return [kf.with_hold(int(math.floor(h * fps + 0.5))) if h else kf for kf, h in zip(out, held)]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""One camera of a path: :class:`Keyframe` (pose, vertical FOV, optional time) and its yaw/pitch/roll."""
+"""One camera of a path: :class:`Keyframe` (pose, vertical FOV, optional time, hold and ease) and its
+yaw/pitch/roll."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from engine.cameras import check_fov_deg, look_at_w2c, validate_w2c
 from engine.errors import InputError
+from engine.paths.timing import check_ease, check_hold
 
 # Intrinsic axes for R_c2w = Ry(yaw) @ Rx(pitch) @ Rz(roll) (scipy: upper case = intrinsic).
 _YPR_AXES = "YXZ"
@@ -43,10 +45,15 @@ def finite_float(v, name: str) -> float:
 
 @dataclass(frozen=True, eq=False)
 class Keyframe:
-    """One camera of a path: a rigid OpenCV world-to-camera pose, vertical FOV and optional time.
+    """One camera of a path: a rigid OpenCV world-to-camera pose, vertical FOV and its timing.
 
     ``w2c`` is stored as a read-only float64 [4,4] array. ``time`` in [0, 1] pins the keyframe to a
     moment of the clip; ``None`` lets the path space it (see :meth:`CameraPath.key_times`).
+    ``hold``: frames the camera stays on the keyframe after reaching it (0 = it passes through; a
+    hold of N gives N + 1 identical frames). ``ease``: one of ``EASES``: "linear" (the camera keeps
+    its pace through the keyframe), "ease_in" (it slows down into the keyframe), "ease_out" (it
+    starts slowly out of it) or "ease_in_out" (both: it comes to rest there). Timing never changes
+    the path's shape (see ``engine.paths.timing``).
 
     Yaw / pitch / roll (degrees) describe the camera-to-world rotation as
     ``R = Ry(yaw) @ Rx(pitch) @ Rz(roll)`` in the seed camera's world (x right, y down, z forward):
@@ -59,6 +66,8 @@ class Keyframe:
     w2c: np.ndarray
     fov_y_deg: float
     time: float | None = None
+    hold: int = 0
+    ease: str = "linear"
 
     def __post_init__(self):
         M = validate_w2c(self.w2c, "keyframe w2c")
@@ -77,6 +86,8 @@ class Keyframe:
             if not 0.0 <= t <= 1.0:
                 raise InputError(f"keyframe time must be in [0, 1], got {self.time!r}")
             object.__setattr__(self, "time", t)
+        object.__setattr__(self, "hold", check_hold(self.hold))
+        object.__setattr__(self, "ease", check_ease(self.ease))
 
     def __eq__(self, other):
         if not isinstance(other, Keyframe):
@@ -85,16 +96,18 @@ class Keyframe:
             np.array_equal(self.w2c, other.w2c)
             and self.fov_y_deg == other.fov_y_deg
             and self.time == other.time
+            and self.hold == other.hold
+            and self.ease == other.ease
         )
 
     def __hash__(self):
-        return hash((self.w2c.tobytes(), self.fov_y_deg, self.time))
+        return hash((self.w2c.tobytes(), self.fov_y_deg, self.time, self.hold, self.ease))
 
     def __repr__(self):
         y, p, r = self.yaw_pitch_roll()
         pos = ", ".join(f"{v:.4g}" for v in self.position)
         return (f"Keyframe(position=({pos}), ypr=({y:.4g}, {p:.4g}, {r:.4g}), "
-                f"fov_y_deg={self.fov_y_deg:.4g}, time={self.time})")
+                f"fov_y_deg={self.fov_y_deg:.4g}, time={self.time}, hold={self.hold}, ease={self.ease!r})")
 
     # constructors ---------------------------------------------------------------------------
 
@@ -173,19 +186,34 @@ class Keyframe:
     # edits (each returns a new keyframe) ----------------------------------------------------
 
     def with_position(self, position) -> "Keyframe":
-        """Same orientation, FOV and time; camera centre moved to ``position``."""
-        return Keyframe.from_pose(position, self.rotation, self.fov_y_deg, self.time)
+        """Same orientation, FOV and timing; camera centre moved to ``position``."""
+        return Keyframe.from_pose(position, self.rotation, self.fov_y_deg).with_timing_of(self)
 
     def with_ypr(self, yaw: float, pitch: float, roll: float) -> "Keyframe":
-        """Same position, FOV and time; orientation from yaw/pitch/roll degrees."""
-        return Keyframe.from_position_ypr(self.position, yaw, pitch, roll, self.fov_y_deg, self.time)
+        """Same position, FOV and timing; orientation from yaw/pitch/roll degrees."""
+        return Keyframe.from_position_ypr(self.position, yaw, pitch, roll, self.fov_y_deg).with_timing_of(self)
 
     def with_look_at(self, target, roll_deg: float = 0.0) -> "Keyframe":
-        """Same position, FOV and time; turned to look at ``target``."""
-        return Keyframe.from_look_at(self.position, target, self.fov_y_deg, roll_deg, self.time)
+        """Same position, FOV and timing; turned to look at ``target``."""
+        return Keyframe.from_look_at(self.position, target, self.fov_y_deg, roll_deg).with_timing_of(self)
 
     def with_fov(self, fov_y_deg: float) -> "Keyframe":
         return replace(self, fov_y_deg=fov_y_deg)
 
     def with_time(self, time: float | None) -> "Keyframe":
         return replace(self, time=time)
+
+    def with_hold(self, frames: int) -> "Keyframe":
+        """Held for ``frames`` frames after it is reached (0: the camera passes through)."""
+        return replace(self, hold=frames)
+
+    def with_ease(self, ease: str) -> "Keyframe":
+        return replace(self, ease=ease)
+
+    def with_timing_of(self, other: "Keyframe") -> "Keyframe":
+        """This camera (pose and FOV) with ``other``'s time, hold and ease: for rebuilding an edited keyframe."""
+        return replace(self, time=other.time, hold=other.hold, ease=other.ease)
+
+    def camera_only(self) -> "Keyframe":
+        """This camera (pose and FOV) with no time, no hold and linear ease."""
+        return replace(self, time=None, hold=0, ease="linear")
