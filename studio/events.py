@@ -268,6 +268,8 @@ def path_video(session, frame=0):
     """The low-res preview video of the whole path and the coverage chart; stale results are dropped."""
     if session is None or session.path is None:
         return gr.skip(), gr.skip(), gr.skip()
+    if not session.path.can_animate:
+        return None, gr.skip(), "One keyframe: add another (Add from view) to see the camera move."
     revision = session.revision
     stride = handlers.preview_stride()
     index, frames, coverage = handlers.render_path(session, bool(session.view.get("holes")), stride)
@@ -303,7 +305,7 @@ def make_generate(weights_dir):
     def generate(session, prompt, negative_prompt, steps, guidance, seed, cfg, no_text_encoder=False,
                  progress=gr.Progress()):
         settings = gen.validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg)
-        session = handlers.require_path(session)
+        session = handlers.require_motion(session)
         settings["foreground_masking"] = bool(session.preview.foreground_masking)
         if no_text_encoder:
             settings["zero_text"] = True

@@ -43,11 +43,12 @@ MARKER_SIZE = 1.5
 MARKER_SYMBOL = "square"  # WebGL draws each marker as a glyph mesh: a square is far fewer triangles than a circle
 MAX_FRUSTUMS = 24  # more keyframes than this -> draw every n-th (always first, last, selected)
 FRUSTUM_SHARE = 0.05  # frustum depth as a share of the scene's median depth
-KEYFRAME_COLOUR = "#2563eb"
-SELECTED_COLOUR = "#06b6d4"
-CURRENT_COLOUR = "#f97316"
-PATH_COLOUR = "#a855f7"
-LABEL_COLOUR = "#1e3a8a"
+KEYFRAME_COLOUR = "#60a5fa"
+SELECTED_COLOUR = "#22d3ee"
+CURRENT_COLOUR = "#fb923c"
+PATH_COLOUR = "#d8b4fe"
+LABEL_COLOUR = "#f0f9ff"
+BACKGROUND = "#2b3340"  # a dark backdrop: the scene's colours and the white keyframe frame read well on it
 
 CLOUD_TRACE = 0  # the scene (surface or points); the JS click hook accepts clicks on this trace only
 PATH_TRACE, KEYFRAMES_TRACE, SELECTED_TRACE, LABELS_TRACE, CURRENT_TRACE = 1, 2, 3, 4, 5
@@ -231,6 +232,7 @@ def scene_figure(
         scene[name].update(visible=False, showspikes=False)
     scene["camera"] = dict(camera, projection=dict(type="perspective"))
     scene["dragmode"] = "turntable"  # the screen's up stays display +z (world up): no upside-down views
+    scene["bgcolor"] = BACKGROUND
     layout = dict(scene=scene, uirevision=uirevision, meta={FRAMES_META: meta, "studio_scene": scene_key},
                   margin=dict(l=0, r=0, t=0, b=0), showlegend=False,
                   paper_bgcolor="rgba(0,0,0,0)", clickmode="event", hovermode="closest")
@@ -261,7 +263,7 @@ def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None 
     fig.add_vline(x=0 if current is None else current, line=dict(color=CURRENT_COLOUR, width=2),
                   name="current frame")
     fig.update_layout(
-        height=130, margin=dict(l=40, r=8, t=6, b=26), showlegend=False,
+        height=120, margin=dict(l=40, r=8, t=6, b=26), showlegend=False,
         xaxis=dict(title=dict(text="frame", standoff=2), range=[0, max(int(frames[-1]) if len(frames) else 1, 1)]),
         yaxis=dict(title=dict(text="covered"), range=[0, 1.02], tickformat=".0%"),
         meta={"studio": "coverage"},

@@ -30,7 +30,7 @@ SELECT_BOX_ID = "studio-list-select"
 CLICK_SLOP_PX = 4
 CLICK_LATE_MS = 2000  # plotly_click arriving this long after a click's release still counts
 HIGHLIGHT_IDLE_MS = 300
-ROTATE_SPEED = 0.5  # plotly's turntable turns pi * speed per plot height dragged: 90 degrees per height
+ROTATE_SPEED = 0.4  # plotly's turntable: about this many degrees per pixel dragged (its default 1 spins the view)
 
 WEB = Path(__file__).resolve().parent / "web"
 

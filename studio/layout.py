@@ -206,13 +206,14 @@ def _preview_tab(ui) -> None:
     ui.preview = gr.Image(show_label=False, elem_id="studio-preview", interactive=False, type="numpy",
                           format="jpeg", height=236, buttons=[])
     ui.frame = gr.Slider(0, 120, value=0, step=1, label="Frame", elem_id="studio-frame")
+    gr.HTML('<div class="studio-timeline"></div>', elem_id="studio-timeline", js_on_load=None, apply_default_css=False)
     with gr.Row(equal_height=True, elem_classes="studio-preview-opts"):
-        ui.masking = gr.Checkbox(True, label="Foreground masking", elem_id="studio-foreground-masking",
-                                 info="as the official GUI: hide what the seed's occluders cover")
+        ui.masking = gr.Checkbox(True, label="Foreground masking (as the official GUI)",
+                                 elem_id="studio-foreground-masking")
         ui.holes = gr.Checkbox(False, label="Show holes (magenta)", elem_id="studio-holes")
     ui.coverage = gr.Markdown("", elem_id="studio-coverage")
     ui.video = gr.Video(label="Path preview (176x320, loops)", elem_id="studio-preview-video", autoplay=True,
-                        loop=True, height=180, interactive=False)
+                        loop=True, height=150, interactive=False)
     ui.cov_plot = gr.Plot(show_label=False, elem_id="studio-coverage-plot")
     ui.cov_warn = gr.Markdown("", elem_id="studio-coverage-warning")
 

@@ -48,9 +48,8 @@ def connect(demo: gr.Blocks, ui) -> None:
               (ui.dup_btn, handlers.duplicate_keyframe, [], "duplicate_keyframe"),
               (ui.del_btn, handlers.delete_keyframe, [], "delete_keyframe"),
               (ui.undo_btn, handlers.undo, [], "undo"),
-              (ui.redo_btn, handlers.redo, [], "redo")]
-    if hasattr(handlers, "new_path"):
-        simple.append((ui.new_btn, handlers.new_path, [], "new_path"))
+              (ui.redo_btn, handlers.redo, [], "redo"),
+              (ui.new_btn, handlers.new_path, [], "new_path")]
     for button, fn, extra, name in simple:
         button.click(events.edit(fn), [ui.session] + ctx + extra, refresh_out, api_name=name, **quiet)
     ui.up_btn.click(events.edit(lambda s: handlers.move_keyframe(s, -1)), [ui.session] + ctx, refresh_out,

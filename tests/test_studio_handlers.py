@@ -55,7 +55,7 @@ def test_preset_reproduces_the_official_cameras(base):
     from engine import cameras
 
     s = handlers.set_preset(base, "left", "center_facing", 0.3, 1, False)
-    assert s.num_frames == 121 and len(s.path.keyframes) == 121
+    assert s.num_frames == 121 and 2 <= len(s.path.keyframes) <= 12  # a preset is a few editable keyframes
     ref_w2cs, _ = cameras.preset_trajectory("left", base.scene.w2c, base.scene.K, 121, 0.3, "center_facing")
     got, _ = s.path.sample(121, *handlers.MODEL_SIZE)
     assert torch.allclose(got, torch.as_tensor(ref_w2cs, dtype=torch.float32), atol=1e-5)

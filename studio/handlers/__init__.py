@@ -20,9 +20,12 @@ from studio.handlers.path_edits import (
     duplicate_keyframe,
     look_at_clicked_point,
     move_keyframe,
+    new_path,
     redo,
     select_keyframe,
     set_interpolation,
+    set_ease,
+    set_hold,
     set_keyframe_to_view,
     set_length,
     set_preset,
@@ -34,6 +37,7 @@ from studio.handlers.preview import (
     preview_stride,
     render_frame,
     render_path,
+    require_motion,
     with_cameras,
 )
 from studio.handlers.scene import (
@@ -50,9 +54,9 @@ from studio.handlers.view3d import camera_payload, fit_box, frame_fov, path_insi
 __all__ = [
     "MODEL_SIZE", "require_path", "require_scene",
     "CHUNK_CHOICES", "DEFAULT_PRESET", "add_keyframe", "add_keyframe_at_frame", "add_keyframe_from_view",
-    "delete_keyframe", "duplicate_keyframe", "look_at_clicked_point", "move_keyframe",
-    "redo", "select_keyframe", "set_interpolation", "set_keyframe_to_view", "set_length", "set_preset", "undo",
-    "HOLE_RGB", "coverage_warning", "preview_stride", "render_frame", "render_path", "with_cameras",
+    "delete_keyframe", "duplicate_keyframe", "look_at_clicked_point", "move_keyframe", "new_path",
+    "redo", "set_ease", "set_hold", "select_keyframe", "set_interpolation", "set_keyframe_to_view", "set_length", "set_preset", "undo",
+    "HOLE_RGB", "coverage_warning", "preview_stride", "render_frame", "render_path", "require_motion", "with_cameras",
     "fit_preview", "load_sample", "load_upload", "restore_upload", "scene_status", "set_foreground_masking",
     "TABLE_LOOK", "TABLE_YPR", "edit_cell", "edit_table", "keyframe_table", "path_summary", "table_payload",
     "camera_payload", "fit_box", "frame_fov", "path_inside", "scene_figure", "view_box",

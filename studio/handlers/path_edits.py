@@ -58,11 +58,22 @@ def set_preset(session: Session | None, kind: str, rotation: str, distance, chun
         raise InputError(f"movement distance must be in (0, 10], got {distance!r}")
     frames = frames_for_chunks(chunks)
     scene = session.scene
-    w2cs, Ks = cameras.preset_trajectory(kind, scene.w2c, scene.K, frames, dist, rotation,
-                                         corrected=bool(corrected))
     interp = session.path.interpolation if session.path is not None else "smooth"
-    path = CameraPath.from_cameras(w2cs, Ks, scene.height, interpolation=interp)
-    return session.with_path(path, record=record, num_frames=frames, selected=0)
+    path = CameraPath.from_preset(kind, rotation, dist, num_frames=frames, K=np.asarray(scene.K, dtype=np.float64),
+                                  height=scene.height, corrected=bool(corrected),
+                                  initial_w2c=np.asarray(scene.w2c, dtype=np.float64), interpolation=interp)
+    return session.with_path(path, record=record, num_frames=frames, selected=0, targets={})
+
+
+def new_path(session: Session) -> Session:
+    """Start over: a path whose only keyframe is the input camera (add keyframes to it from the view)."""
+    from engine.paths import CameraPath
+
+    session = require_scene(session)
+    interp = session.path.interpolation if session.path is not None else "smooth"
+    path = CameraPath.from_input_camera(_scene_fov(session), np.asarray(session.scene.w2c, dtype=np.float64),
+                                        interpolation=interp)
+    return session.with_path(path, selected=0, targets={})
 
 
 def set_length(session: Session, chunks) -> Session:
@@ -184,15 +195,39 @@ def select_keyframe(session: Session, index) -> Session:
 def delete_keyframe(session: Session) -> Session:
     session = require_path(session)
     i = selected_index(session)
-    if len(session.path.keyframes) <= 2:
-        raise InputError("a path needs at least 2 keyframes: add one before deleting")
+    if len(session.path.keyframes) <= 1:
+        raise InputError("the path's last keyframe cannot be deleted: use New path or a preset to start over")
     return session.with_path(session.path.removed(i), selected=max(0, i - 1))
 
 
 def duplicate_keyframe(session: Session) -> Session:
+    """A copy of the selected keyframe's camera right after it (selected): move it to make a new keyframe, or
+    leave it for a pause."""
     session = require_path(session)
-    path = session.path.duplicated(selected_index(session))
-    return session.with_path(path, selected=len(path.keyframes) - 1)
+    i = selected_index(session)
+    return session.with_path(session.path.duplicated(i), selected=i + 1)
+
+
+def set_hold(session: Session, frames) -> Session:
+    """Hold the selected keyframe for `frames` frames (0: the camera passes through)."""
+    session = require_path(session)
+    n = finite(frames, "hold")
+    if n != int(n) or n < 0:
+        raise InputError(f"hold must be a whole number of frames >= 0, got {frames!r}")
+    i = selected_index(session)
+    path = session.path.with_hold(i, int(n))
+    path.key_frames(session.num_frames) if path.can_animate else None  # holds that do not fit: InputError
+    return session.with_path(path)
+
+
+def set_ease(session: Session, ease: str) -> Session:
+    """Ease the camera into / out of the selected keyframe (one of engine.paths.EASES)."""
+    from engine.paths import EASES
+
+    session = require_path(session)
+    if ease not in EASES:
+        raise InputError(f"ease must be one of {', '.join(EASES)}, got {ease!r}")
+    return session.with_path(session.path.with_ease(selected_index(session), ease))
 
 
 def move_keyframe(session: Session, step: int) -> Session:

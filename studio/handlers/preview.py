@@ -14,8 +14,28 @@ def with_cameras(session: Session) -> Session:
     """The session with the path's preview cameras sampled (cached until the path changes)."""
     if session.path is None or session.frame_cams is not None:
         return session
-    return session.replace(frame_cams=session.path.sample(session.num_frames, *PREVIEW_SIZE),
-                           video_cams=session.path.sample(session.num_frames, *VIDEO_SIZE))
+    return session.replace(frame_cams=_sample(session, PREVIEW_SIZE), video_cams=_sample(session, VIDEO_SIZE))
+
+
+def _sample(session: Session, size) -> tuple:
+    """The path's cameras for every frame; a one-keyframe path is its still camera on every frame (the
+    preview shows it; motion needs a second keyframe)."""
+    path = session.path
+    if path.can_animate:
+        return path.sample(session.num_frames, *size)
+    w2cs, Ks = path.sample(1, *size)
+    return w2cs.expand(session.num_frames, 4, 4).clone(), Ks.expand(session.num_frames, 3, 3).clone()
+
+
+def require_motion(session: Session) -> Session:
+    """The session, if its path has the two keyframes motion needs, else InputError saying so."""
+    from engine.errors import InputError
+
+    session = require_path(session)
+    if not session.path.can_animate:
+        raise InputError("a path needs at least two keyframes to preview motion or generate (it has 1): "
+                         "add a keyframe")
+    return session
 
 
 def render_frame(session: Session, frame, show_holes: bool = False) -> tuple[np.ndarray, float]:
@@ -43,7 +63,7 @@ def render_path(session: Session, show_holes: bool = False, stride: int = 1):
 
     Returns (frame indices [F], frames uint8 [F,H,W,3], coverage [F] in [0, 1]).
     """
-    session = with_cameras(require_path(session))
+    session = with_cameras(require_motion(session))
     stride = max(int(stride), 1)
     w2cs, Ks = session.video_cams
     index = np.arange(0, len(w2cs), stride)

@@ -18,6 +18,7 @@ from studio.state import Session
 TABLE_LOOK = ["#", "x", "y", "z", "look x", "look y", "look z", "fov"]
 TABLE_YPR = ["#", "x", "y", "z", "yaw", "pitch", "roll", "fov"]
 TABLE_MODES = ("look-at", "yaw/pitch/roll")
+TIMING = ["hold", "ease"]  # the browser list's timing columns (frames held, ease), after the camera ones
 DIGITS = 4
 
 
@@ -42,9 +43,21 @@ def keyframe_table(session: Session | None, mode: str = "look-at") -> tuple[list
 
 def table_payload(session: Session | None, mode: str = "look-at", nonce: int = 0) -> str:
     """The keyframe list as JSON for the browser table (studio/web/studio.js renders and edits it)."""
+    from engine.paths import EASES
+
     headers, rows = keyframe_table(session, mode)
-    selected = selected_index(session) if session is not None and session.path is not None else -1
-    return json.dumps({"headers": headers, "rows": rows, "selected": selected, "mode": mode, "nonce": nonce})
+    has_path = session is not None and session.path is not None
+    selected = selected_index(session) if has_path else -1
+    timeline = None
+    if has_path:
+        kfs = session.path.keyframes
+        rows = [row + [kf.hold, kf.ease] for row, kf in zip(rows, kfs)]
+        if session.path.can_animate:
+            arrivals = session.path.key_frames(session.num_frames)
+            timeline = {"frames": session.num_frames, "at": [round(float(a), 3) for a in arrivals],
+                        "hold": [kf.hold for kf in kfs]}
+    return json.dumps({"headers": headers + TIMING, "rows": rows, "selected": selected, "mode": mode,
+                       "eases": list(EASES), "timeline": timeline, "nonce": nonce})
 
 
 def _replace(session: Session, i: int, new_kf, target=None) -> Session:
@@ -66,7 +79,7 @@ def edit_cell(session: Session, row, column: str, value, mode: str = "look-at") 
     session = require_path(session)
     if mode not in TABLE_MODES:
         raise InputError(f"table mode must be one of {', '.join(TABLE_MODES)}, got {mode!r}")
-    headers = TABLE_YPR if mode == "yaw/pitch/roll" else TABLE_LOOK
+    headers = (TABLE_YPR if mode == "yaw/pitch/roll" else TABLE_LOOK) + TIMING
     n = len(session.path.keyframes)
     try:
         i = int(row)
@@ -76,8 +89,21 @@ def edit_cell(session: Session, row, column: str, value, mode: str = "look-at") 
         raise InputError(f"keyframe table: row {i + 1} does not exist (1..{n})")
     if column not in headers[1:]:
         raise InputError(f"keyframe table: no column {column!r} in {mode} mode")
-    v = finite(value, f"keyframe {i + 1} {column}")
     kf = session.path.keyframes[i]
+    if column == "ease":
+        from engine.paths import EASES
+
+        if value not in EASES:
+            raise InputError(f"keyframe {i + 1} ease must be one of {', '.join(EASES)}, got {value!r}")
+        return session.with_path(session.path.with_ease(i, value))
+    v = finite(value, f"keyframe {i + 1} {column}")
+    if column == "hold":
+        if v != int(v) or v < 0:
+            raise InputError(f"keyframe {i + 1} hold must be a whole number of frames >= 0, got {value!r}")
+        path = session.path.with_hold(i, int(v))
+        if path.can_animate:
+            path.key_frames(session.num_frames)  # holds that do not fit the clip: InputError
+        return session.with_path(path)
     col = headers.index(column)
     if column == "fov":
         if not 1.0 <= v <= 170.0:
@@ -91,7 +117,7 @@ def edit_cell(session: Session, row, column: str, value, mode: str = "look-at") 
             if np.linalg.norm(target - pos) < 1e-9:
                 raise InputError(f"keyframe {i + 1}: the position would be its own look-at point")
             roll = kf.yaw_pitch_roll()[2]
-            return _replace(session, i, type(kf).from_look_at(pos, target, kf.fov_y_deg, roll, kf.time), target)
+            return _replace(session, i, type(kf).from_look_at(pos, target, kf.fov_y_deg, roll).with_timing_of(kf), target)
         return _replace(session, i, kf.with_position(pos))
     if mode == "look-at":
         target = look_target(session, kf).copy()
@@ -99,7 +125,7 @@ def edit_cell(session: Session, row, column: str, value, mode: str = "look-at") 
         if np.linalg.norm(target - kf.position) < 1e-9:
             raise InputError(f"keyframe {i + 1}: the look-at point would be the camera position")
         roll = kf.yaw_pitch_roll()[2]
-        return _replace(session, i, type(kf).from_look_at(kf.position, target, kf.fov_y_deg, roll, kf.time), target)
+        return _replace(session, i, type(kf).from_look_at(kf.position, target, kf.fov_y_deg, roll).with_timing_of(kf), target)
     ypr = list(kf.yaw_pitch_roll())
     ypr[col - 4] = v
     return _replace(session, i, kf.with_ypr(*ypr))
@@ -125,10 +151,10 @@ def edit_table(session: Session, rows, mode: str = "look-at") -> Session:
         kf = path.keyframes[i]
         pos, rest, fov = vals[0:3], vals[3:6], vals[6]
         if mode == "yaw/pitch/roll":
-            new_kf = Keyframe.from_position_ypr(pos, *rest, fov, kf.time)
+            new_kf = Keyframe.from_position_ypr(pos, *rest, fov).with_timing_of(kf)
         else:
             roll = kf.yaw_pitch_roll()[2]
-            new_kf = Keyframe.from_look_at(pos, rest, fov, roll, kf.time)
+            new_kf = Keyframe.from_look_at(pos, rest, fov, roll).with_timing_of(kf)
             targets[new_kf] = np.asarray(rest, dtype=np.float64)
         path = path.with_keyframe(i, new_kf)
     if path is session.path:
@@ -150,6 +176,12 @@ def path_summary(session: Session | None) -> str:
     if session is None or session.path is None:
         return "No camera path."
     p = session.path
+    if not p.can_animate:
+        return "1 keyframe | add a keyframe: a path needs two to preview motion or generate | selected #1"
     speed = ", constant speed" if p.constant_speed else ""
-    return (f"{len(p.keyframes)} keyframes | {session.num_frames} frames | {p.interpolation}{speed} | "
+    preset = ""
+    if p.preset is not None:
+        backed = p.preset_segments()
+        preset = f" | preset {p.preset.kind}" + ("" if all(backed) else f" ({sum(backed)}/{len(backed)} official)")
+    return (f"{len(p.keyframes)} keyframes | {session.num_frames} frames | {p.interpolation}{speed}{preset} | "
             f"selected #{selected_index(session) + 1}")

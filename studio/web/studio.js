@@ -241,6 +241,16 @@
   const press = {down: null, moved: 0, pending: null, lastUp: null};
   window.addEventListener('pointerup', () => {
     if (!press.down) return;
+    // a drag released outside the plot: plotly keeps the view it shows but does not save it; save it
+    const g = gd();
+    setTimeout(() => {
+      try {
+        const live = liveCamera(g), saved = g.layout.scene && g.layout.scene.camera;
+        const d = saved && saved.eye ? AXES.reduce((m, a) => Math.max(m, Math.abs(live.eye[a] - saved.eye[a]),
+                                                                         Math.abs(live.center[a] - saved.center[a])), 0) : 1;
+        if (d > 1e-9) plotly().relayout(g, {'scene.camera': {eye: live.eye, center: live.center, up: live.up}});
+      } catch (e) {}
+    }, 250);
     const click = press.moved <= (CFG.click_slop_px || 4);
     if (click && press.pending) write(CFG.click_box, press.pending);
     press.lastUp = {click, t: performance.now()};
@@ -267,10 +277,10 @@
   // ---------------------------------------------------------------------------- keyframe list
   const LIST = '#studio-keyframes';
   const NOTE = {
-    'look-at': 'Look-at mode: moving a camera keeps it aimed at its look point; typing a look point turns it.',
-    'yaw/pitch/roll': 'Angles in degrees: yaw turns right, pitch looks up, roll tilts the image.',
+    'look-at': 'Look-at mode: moving a camera keeps it aimed at its look point. hold: frames to stay; ease: slow in/out.',
+    'yaw/pitch/roll': 'Degrees: yaw turns right, pitch looks up, roll tilts. hold: frames to stay; ease: slow in/out.',
   };
-  const fmt = (v) => (typeof v === 'number' ? String(v) : '');
+  const fmt = (v) => (typeof v === 'number' || typeof v === 'string' ? String(v) : '');
   const renderList = (text) => {
     let d;
     try { d = JSON.parse(text); } catch (e) { return []; }
@@ -280,10 +290,15 @@
     if (key !== S.listKey) {
       S.listKey = key;
       const head = d.headers.map((h) => `<th role="columnheader">${h}</th>`).join('');
+      const eases = (d.eases || []).map((e) => `<option value="${e}">${e.replace(/_/g, ' ')}</option>`).join('');
       const body = d.rows.map((r, i) => `<tr role="row" data-row="${i}">` +
         `<td role="gridcell"><button class="studio-kf-num" data-row="${i}" title="select keyframe ${i + 1}">${i + 1}</button></td>` +
-        d.headers.slice(1).map((h, j) => `<td role="gridcell"><input class="studio-kf-cell" data-row="${i}" data-col="${h}" ` +
-          `aria-label="keyframe ${i + 1} ${h}" inputmode="decimal" spellcheck="false" autocomplete="off"></td>`).join('') +
+        d.headers.slice(1).map((h) => (h === 'ease'
+          ? `<td role="gridcell"><select class="studio-kf-cell studio-kf-ease" data-row="${i}" data-col="ease" ` +
+            `aria-label="keyframe ${i + 1} ease">${eases}</select></td>`
+          : `<td role="gridcell"><input class="studio-kf-cell" data-row="${i}" data-col="${h}" ` +
+            `aria-label="keyframe ${i + 1} ${h}" inputmode="${h === 'hold' ? 'numeric' : 'decimal'}" spellcheck="false" ` +
+            `autocomplete="off"></td>`)).join('') +
         '</tr>').join('');
       root.innerHTML = `<div class="studio-list-note"></div><div class="studio-list-scroll">` +
         `<table role="grid"><thead><tr role="row">${head}</tr></thead><tbody>${body}</tbody></table></div>`;
@@ -294,7 +309,7 @@
     root.querySelectorAll('tr[data-row]').forEach((tr) => {
       const i = Number(tr.dataset.row);
       tr.classList.toggle('studio-selected', i === d.selected);
-      tr.querySelectorAll('input.studio-kf-cell').forEach((inp) => {
+      tr.querySelectorAll('.studio-kf-cell').forEach((inp) => {
         const v = d.rows[i][d.headers.indexOf(inp.dataset.col)];
         inp.dataset.value = fmt(v);
         if (!(document.activeElement === inp && inp.dataset.dirty === '1')) { inp.value = fmt(v); inp.dataset.dirty = ''; }
@@ -308,7 +323,29 @@
       const top = sel.offsetTop - sc.querySelector('thead').offsetHeight;
       if (top < sc.scrollTop || top + sel.offsetHeight > sc.scrollTop + sc.clientHeight) sc.scrollTop = Math.max(0, top - 8);
     }
+    renderTimeline(d);
     return [];
+  };
+  // the keyframes on the clip's frames: where each is reached, its hold; a click selects it and goes there
+  const renderTimeline = (d) => {
+    const root = document.querySelector('#studio-timeline .studio-timeline');
+    if (!root) return;
+    const t = d.timeline;
+    if (!t) { root.innerHTML = '<span class="studio-timeline-empty">one keyframe: no motion yet</span>'; return; }
+    const pct = (f) => (100 * f / Math.max(t.frames - 1, 1)).toFixed(3);
+    root.innerHTML = t.at.map((f, i) => {
+      const hold = t.hold[i] ? `<div class="studio-tl-hold" style="left:${pct(f)}%;width:${pct(t.hold[i])}%"></div>` : '';
+      const cls = i === d.selected ? ' studio-tl-selected' : '';
+      return hold + `<button class="studio-tl-key${cls}" style="left:${pct(f)}%" data-row="${i}" data-frame="${Math.round(f)}" ` +
+        `title="keyframe ${i + 1} at frame ${Math.round(f)}${t.hold[i] ? `, held ${t.hold[i]} frames` : ''}">${i + 1}</button>`;
+    }).join('');
+  };
+  const setFrame = (f) => {
+    const r = document.querySelector('#studio-frame input[type=range]');
+    if (!r) return;
+    Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(r, String(f));
+    r.dispatchEvent(new Event('input', {bubbles: true}));
+    r.dispatchEvent(new Event('change', {bubbles: true}));
   };
   const commit = (inp) => {
     if (inp.value.trim() === inp.dataset.value) { inp.dataset.dirty = ''; inp.value = inp.dataset.value; return; }
@@ -319,7 +356,7 @@
   };
   document.addEventListener('focusin', (e) => {
     const inp = e.target;
-    if (inp.classList && inp.classList.contains('studio-kf-cell')) setTimeout(() => inp.select(), 0);  // typing replaces
+    if (inp.classList && inp.classList.contains('studio-kf-cell') && inp.select) setTimeout(() => inp.select(), 0);  // typing replaces
   });
   document.addEventListener('input', (e) => {
     if (e.target.classList && e.target.classList.contains('studio-kf-cell')) e.target.dataset.dirty = '1';
@@ -330,6 +367,7 @@
   document.addEventListener('keydown', (e) => {
     const inp = e.target;
     if (!inp.classList || !inp.classList.contains('studio-kf-cell')) return;
+    if (!inp.select) return;  // the ease menu: the browser's own keys
     if (e.key === 'Escape') { inp.value = inp.dataset.value; inp.dataset.dirty = ''; inp.select(); e.preventDefault(); }
     if (e.key === 'Enter') {  // commit, stay in the cell (Tab moves on)
       e.preventDefault();
@@ -340,6 +378,11 @@
   document.addEventListener('click', (e) => {
     const b = e.target.closest && e.target.closest('.studio-kf-num');
     if (b) write(CFG.select_box, JSON.stringify({index: Number(b.dataset.row), t: Date.now()}));
+    const k = e.target.closest && e.target.closest('.studio-tl-key');
+    if (k) {
+      write(CFG.select_box, JSON.stringify({index: Number(k.dataset.row), t: Date.now()}));
+      setFrame(Number(k.dataset.frame));
+    }
   });
 
   // ------------------------------------------------------------------ path preview video refresh

@@ -400,3 +400,67 @@ def error_toasts(page) -> list[str]:
 
 def dump_json(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)
+
+
+JS_PROJECT = f"""(opts) => {{
+  // scene points (display coordinates) projected with the 3D view's own WebGL camera matrices, as fractions
+  // of the plot's box; with opts.frame also as fractions of the keyframe frame drawn over the view (its DOM box)
+  const gd = document.querySelector('{PLOT}');
+  const sc = gd._fullLayout.scene._scene, cam = sc.glplot.cameraParams, ds = sc.dataScale;
+  const mul = (m, v) => [0, 1, 2, 3].map((r) => m[r] * v[0] + m[4 + r] * v[1] + m[8 + r] * v[2] + m[12 + r] * v[3]);
+  const plot = gd.getBoundingClientRect();
+  const box = opts.frame ? document.querySelector('.studio-frame-box').getBoundingClientRect() : null;
+  return opts.points.map((p) => {{
+    const c = mul(cam.projection, mul(cam.view, mul(cam.model, [p[0] * ds[0], p[1] * ds[1], p[2] * ds[2], 1])));
+    if (c[3] <= 0) return null;
+    const px = plot.left + (c[0] / c[3] + 1) / 2 * plot.width, py = plot.top + (1 - c[1] / c[3]) / 2 * plot.height;
+    const out = [(px - plot.left) / plot.width, (py - plot.top) / plot.height];
+    if (box) out.push((px - box.left) / box.width, (py - box.top) / box.height);
+    return out;
+  }});
+}}"""
+
+
+def project(page, display_points, frame: bool = False) -> list:
+    """`JS_PROJECT` of display points [[x, y, z], ...]: per point [u, v] in the plot (and [u, v] in the frame)."""
+    return page.evaluate(JS_PROJECT, {"points": [list(map(float, p)) for p in display_points], "frame": frame})
+
+
+def scene_vertices(page, step: int = 1) -> list:
+    """Every `step`-th vertex of the scene trace (display coordinates)."""
+    return page.evaluate(f"""(step) => {{ const t = document.querySelector('{PLOT}')._fullData[0]; const out = [];
+      for (let i = 0; i < t.x.length; i += step) out.push([t.x[i], t.y[i], t.z[i]]); return out; }}""", step)
+
+
+def click_and_wait_summary(page, selector: str, predicate_js: str, timeout_ms: float = 30_000) -> str:
+    """Click a button and wait until the path summary satisfies `predicate_js` (see `wait_summary`)."""
+    page.click(selector)
+    return wait_summary(page, predicate_js, timeout_ms)
+
+
+EXPORT_LABELS = {"nerfstudio": "camera_path.json (nerfstudio)", "json": "path.json (GEN3C Studio keyframes)",
+                 "npz": "cameras.npz (GEN3C w2cs_all / Ks_all)"}
+
+
+def open_files(page) -> None:
+    if not page.locator("#studio-export").is_visible():
+        open_tab(page, "Files")
+        page.locator("#studio-export").wait_for(state="visible")
+
+
+def export_file(page, fmt: str, folder, parse: bool = True):
+    """Export the path in `fmt` through the Files tab, download the new file like a user; returns the parsed
+    JSON (parse) or the downloaded file's path."""
+    open_files(page)
+    page.locator("#studio-export-format").get_by_text(EXPORT_LABELS[fmt]).click()
+    links = page.locator("#studio-export-file a[download]")
+    before = links.count()
+    page.click("#studio-export")
+    page.wait_for_function("(n) => document.querySelectorAll('#studio-export-file a[download]').length > n",
+                           arg=before)
+    assert links.count() == before + 1, "one export, one new download"
+    with page.expect_download() as info:
+        links.first.click()  # newest first
+    file = Path(folder) / f"{len(list(Path(folder).iterdir()))}-{info.value.suggested_filename}"
+    info.value.save_as(file)
+    return json.loads(file.read_text()) if parse else (file, info.value.suggested_filename)

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.e2e
 
 SAMPLE = "living_room"
 FRAMES = 121
+PRESET_KEYS = 9  # a preset is 9 editable keyframes (frames 0, 15, ..., 120)
 EMPTY_CORNER = (0.08, 0.05)  # of the 3D view: above the room in the default view, no cloud point there
-EXPORT_LABELS = {"nerfstudio": "camera_path.json (nerfstudio)", "json": "path.json (GEN3C Studio keyframes)"}
 WORLD_FROM_DISPLAY = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # display (x, z, -y) of world (x, y, z)
 
 
@@ -47,28 +47,11 @@ def _path_trace_world(page) -> np.ndarray:
 
 
 def _open_files_panel(page) -> None:
-    if not page.locator("#studio-export").is_visible():
-        drv.open_tab(page, "Files")
-        page.locator("#studio-export").wait_for(state="visible")
+    drv.open_files(page)
 
 
 def _export(page, fmt: str, tmp_path) -> dict:
-    """Export the path in `fmt` through the UI, download the file like a user and parse it."""
-    _open_files_panel(page)
-    page.locator("#studio-export-format").get_by_text(EXPORT_LABELS[fmt]).click()
-    old = page.evaluate("() => Array.from(document.querySelectorAll('#studio-export-file a[download]'), a => a.href)")
-    page.click("#studio-export")
-    page.wait_for_function(
-        """(old) => Array.from(document.querySelectorAll('#studio-export-file a[download]'))
-             .some((a) => !old.includes(a.href))""", arg=old)
-    links = page.locator("#studio-export-file a[download]")
-    new = [i for i in range(links.count()) if links.nth(i).get_attribute("href") not in old]
-    assert len(new) == 1, "one export, one new download"
-    with page.expect_download() as info:
-        links.nth(new[0]).click()
-    file = tmp_path / info.value.suggested_filename
-    info.value.save_as(file)
-    return json.loads(file.read_text())
+    return drv.export_file(page, fmt, tmp_path)
 
 
 def _wait_status(page, pattern: str) -> str:
@@ -108,7 +91,7 @@ def test_opens_with_sample_scene_3d_view_and_preview(studio_page, scene):
     size = page.evaluate("() => { const i = document.querySelector('#studio-preview img'); "
                          "return [i.naturalWidth, i.naturalHeight]; }")
     assert size == [640, 352]
-    assert drv.summary_text(page).startswith(f"{FRAMES} keyframes | {FRAMES} frames")
+    assert drv.summary_text(page).startswith(f"{PRESET_KEYS} keyframes | {FRAMES} frames")
     assert page.locator("#studio-preset input").input_value() == "zoom_in"
     # the unset FOV box is empty (with a hint), not a misleading 0
     drv.open_tab(page, "Scene")
@@ -136,7 +119,7 @@ def test_apply_preset_draws_the_official_trajectory(studio_page, scene):
     got = _path_trace_world(page)
     assert not np.allclose(got, before, atol=1e-3)
     np.testing.assert_allclose(got, expected, atol=1e-4)
-    last = drv.table_row(page, FRAMES)
+    last = drv.table_row(page, PRESET_KEYS)
     np.testing.assert_allclose(last[1:4], expected[-1], atol=2e-4)
     assert last[7] == pytest.approx(60.0, abs=1e-3)
     drv.screenshot(page, "02-preset-left")
@@ -231,15 +214,15 @@ def test_scrub_changes_the_preview_and_back(studio_page):
 def test_undo_removes_the_added_keyframe(studio_page):
     page = studio_page
     count = drv.keyframe_count(page)
-    assert count == FRAMES + 1  # the keyframe added from the view
+    assert count == PRESET_KEYS + 1  # the keyframe added from the view
     drv.open_tab(page, "Path")
     page.locator("#studio-undo").scroll_into_view_if_needed()
     assert page.locator("#studio-undo").is_enabled()
     page.click("#studio-undo")
-    drv.wait_summary(page, f"s.startsWith('{FRAMES} keyframes')")
+    drv.wait_summary(page, f"s.startsWith('{PRESET_KEYS} keyframes')")
     drv.scroll_table(page, True)
     numbers = [int(r[0]) for r in drv.table_rows(page)]
-    assert max(numbers) == FRAMES and count not in numbers
+    assert max(numbers) == PRESET_KEYS and count not in numbers
     page.wait_for_function("() => !document.querySelector('#studio-redo').disabled")
 
 
@@ -249,7 +232,7 @@ def test_export_nerfstudio_parses(studio_page, scene, tmp_path):
     page = studio_page
     data = _export(page, "nerfstudio", tmp_path)
     assert data["render_height"] == 704 and data["render_width"] == 1280
-    assert len(data["keyframes"]) == drv.keyframe_count(page) == FRAMES
+    assert len(data["keyframes"]) == drv.keyframe_count(page) == PRESET_KEYS
     assert len(data["camera_path"]) == FRAMES
     w2cs, _ = cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")
     for t in (0, 60, FRAMES - 1):
