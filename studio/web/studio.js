@@ -312,7 +312,11 @@
       tr.querySelectorAll('.studio-kf-cell').forEach((inp) => {
         const v = d.rows[i][d.headers.indexOf(inp.dataset.col)];
         inp.dataset.value = fmt(v);
-        if (!(document.activeElement === inp && inp.dataset.dirty === '1')) { inp.value = fmt(v); inp.dataset.dirty = ''; }
+        if (!(document.activeElement === inp && inp.dataset.dirty === '1')) {
+          const was = inp.value;
+          inp.value = fmt(v); inp.dataset.dirty = '';
+          if (document.activeElement === inp && inp.select && was !== inp.value) inp.select();  // retyping replaces
+        }
         inp.classList.remove('studio-pending');
       });
     });
@@ -358,6 +362,10 @@
     const inp = e.target;
     if (inp.classList && inp.classList.contains('studio-kf-cell') && inp.select) setTimeout(() => inp.select(), 0);  // typing replaces
   });
+  document.addEventListener('dblclick', (e) => {
+    // a double click edits the number in place (the caret where clicked) instead of replacing it
+    if (e.target.classList && e.target.classList.contains('studio-kf-cell')) e.target.dataset.dirty = '1';
+  });
   document.addEventListener('input', (e) => {
     if (e.target.classList && e.target.classList.contains('studio-kf-cell')) e.target.dataset.dirty = '1';
   });
@@ -368,6 +376,8 @@
     const inp = e.target;
     if (!inp.classList || !inp.classList.contains('studio-kf-cell')) return;
     if (!inp.select) return;  // the ease menu: the browser's own keys
+    // as in a spreadsheet, the first key typed into a cell replaces its number
+    if (inp.dataset.dirty !== '1' && e.key.length === 1 && !e.ctrlKey && !e.metaKey && !e.altKey) inp.select();
     if (e.key === 'Escape') { inp.value = inp.dataset.value; inp.dataset.dirty = ''; inp.select(); e.preventDefault(); }
     if (e.key === 'Enter') {  // commit, stay in the cell (Tab moves on)
       e.preventDefault();

@@ -287,13 +287,13 @@ def table_row(page, number: int) -> list[float]:
 
 def cell(page, number: int, column: str):
     """The input of keyframe `number`'s `column` in the keyframe list."""
-    return page.locator(f'#studio-keyframes input[data-row="{number - 1}"][data-col="{column}"]')
+    return page.locator(f'#studio-keyframes .studio-kf-cell[data-row="{number - 1}"][data-col="{column}"]')
 
 
 def wait_list_value(page, number: int, column: str, value: str, timeout_ms: float = 30_000) -> None:
     """Wait until the list's cell shows `value` as its confirmed (server) value."""
     page.wait_for_function(
-        """([r, c, v]) => { const i = document.querySelector(`#studio-keyframes input[data-row="${r}"][data-col="${c}"]`);
+        """([r, c, v]) => { const i = document.querySelector(`#studio-keyframes .studio-kf-cell[data-row="${r}"][data-col="${c}"]`);
                            return !!(i && i.dataset.value === v && !i.classList.contains('studio-pending')); }""",
         arg=[number - 1, column, value], timeout=timeout_ms)
 
