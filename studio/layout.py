@@ -18,10 +18,9 @@ from studio import files, handlers, js
 from studio.files import EXPORT_FORMATS
 from studio.figures import DEFAULT_DETAIL, DETAIL_LEVELS
 
-HELP_3D = ("**Drag** to orbit, **scroll** to zoom, **right-drag** to pan. The white frame is what a keyframe "
-           "sees: **Add from view** inserts that camera after the selected keyframe. Click the scene to aim the "
-           "selected keyframe at that spot. Blue: keyframes (cyan: selected), purple: the path, orange: the "
-           "current frame.")
+HELP_3D = ("**Drag** to orbit, **scroll** to zoom, **right-drag** to pan. **Add from view** inserts what the white "
+           "frame shows after the selected keyframe; a click on the scene aims the selected keyframe there. "
+           "Blue: keyframes (cyan: selected), purple: path, orange: current frame.")
 
 
 def _sample_names() -> list[str]:
@@ -55,9 +54,7 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
         ui.session = gr.State(None, delete_callback=_drop_session)
         ui.browser = gr.BrowserState({}, storage_key=persist.STORAGE_KEY)
         with gr.Row(elem_id="studio-header", equal_height=True):
-            gr.Markdown("**GEN3C Studio** &nbsp; one image &rarr; 3D cache &rarr; camera path &rarr; video. "
-                        "Previews are the warped renders the model is conditioned on.",
-                        elem_id="studio-title")
+            gr.Markdown("**GEN3C Studio**", elem_id="studio-title")
             ui.scene_status = gr.Markdown("No scene loaded.", elem_id="studio-scene-status")
         with gr.Row(equal_height=False, elem_id="studio-main"):
             # ---------------------------------------------------------------- left: tools + status
@@ -168,14 +165,14 @@ def _scene_tab(ui) -> None:
         ui.sample = gr.Dropdown(ui.samples, value=ui.default_sample, label="Sample scene", elem_id="studio-sample",
                                 scale=3)
         ui.load_btn = gr.Button("Load", elem_id="studio-load-sample", scale=1, size="sm")
-    ui.image = gr.Image(type="filepath", label="...or your image", elem_id="studio-image", height=120)
+    ui.image = gr.Image(type="filepath", label="...or your image", elem_id="studio-image", height=100)
     with gr.Row(equal_height=True):
         ui.fit = gr.Radio(["crop", "pad"], value="crop", label="Fit to 1280x704", elem_id="studio-fit")
         # Textbox, not Number: gradio 6's Number shows an unset value as 0
         ui.fov = gr.Textbox("", label="FOV y (deg)", elem_id="studio-fov",
                             placeholder="from depth file / MoGe")
     ui.fit_preview = gr.Image(label="What the model will see", elem_id="studio-fit-preview", interactive=False,
-                              height=130, visible=False, type="numpy", buttons=[])
+                              height=110, visible=False, type="numpy", buttons=[])
     ui.fit_text = gr.Markdown("", elem_id="studio-fit-text", elem_classes="studio-help")
     ui.depth = gr.File(label="Depth file (optional: .npy/.npz/16-bit PNG/.exr)", height=70,
                        file_types=[".npy", ".npz", ".png", ".exr"], elem_id="studio-depth")

@@ -11,7 +11,7 @@ from studio.handlers.path_edits import DEFAULT_PRESET, set_preset
 from studio.state import PREVIEW_SIZE, VIDEO_SIZE, History, Preview, Session
 
 OFFICIAL_FILTER_THRESHOLD = 0.05
-FIT_PREVIEW_SIZE = (126, 224)  # the crop/pad thumbnail (H, W), the model frame's aspect
+FIT_PREVIEW_SIZE = VIDEO_SIZE  # the crop/pad thumbnail (H, W): a quarter of the model frame
 
 
 def preview_cache(small_scene, model_height: int, foreground_masking: bool = False):
@@ -139,13 +139,18 @@ def restore_upload(session: Session | None, upload_id: str) -> Session | None:
 
 
 def _fov_source(result, source: str, fov) -> str:
+    """Where the scene's FOV comes from, in words (the status shows the FOV after the crop or pad)."""
+    from engine.cameras import fov_y_from_intrinsics
+
+    h, w = np.asarray(result.depth).shape
+    whole = f"{float(fov_y_from_intrinsics(result.K, h)):.1f} deg for the whole {w}x{h} image"
     if fov is not None:
-        return "as entered"
+        return f"as entered: {whole}"
     if source == "MoGe":
-        return "estimated by MoGe"
+        return f"estimated by MoGe: {whole}"
     if any("assumed" in n for n in result.notes):
-        return "assumed: the depth file has no intrinsics"
-    return "from the depth file"
+        return f"assumed {whole}: the depth file has no intrinsics"
+    return f"from the depth file: {whole}"
 
 
 def _fit_text(fit) -> str:

@@ -182,6 +182,6 @@ def path_summary(session: Session | None) -> str:
     preset = ""
     if p.preset is not None:
         backed = p.preset_segments()
-        preset = f" | preset {p.preset.kind}" + ("" if all(backed) else f" ({sum(backed)}/{len(backed)} official)")
+        preset = f" | {p.preset.kind}" + (" preset" if all(backed) else f" ({sum(backed)}/{len(backed)} as preset)")
     return (f"{len(p.keyframes)} keyframes | {session.num_frames} frames | {p.interpolation}{speed}{preset} | "
             f"selected #{selected_index(session) + 1}")

@@ -70,6 +70,7 @@ class StudioServer:
         env = dict(os.environ, GEN3C_STUDIO_TMP=str(Path(self.tmp) / "studio"), GRADIO_ANALYTICS_ENABLED="False",
                    HF_HUB_OFFLINE="1", GRADIO_TEMP_DIR=str(Path(self.tmp) / "gradio"))
         env.pop("GEN3C_WEIGHTS", None)  # the studio must run without weights
+        env.pop("MOGE_MODEL", None)
         started = time.perf_counter()
         self._log = open(self.log_file, "w")
         self.proc = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port), "--no-browser"],
