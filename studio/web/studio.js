@@ -72,6 +72,18 @@
       `frame of keyframe ${n > 0 ? n : ''} (${S.cams.fov.toFixed(1)}\u00b0): Add from view adds what is inside`;
   };
 
+  // plotly saves the view into layout.scene.camera only when a drag ends over the plot and not after a scroll
+  // zoom (plotly.js #5698); a figure update would then jump back to the saved view: save what is shown
+  const syncCamera = (g) => {
+    try {
+      const live = liveCamera(g), saved = g.layout.scene && g.layout.scene.camera;
+      const d = saved && saved.eye ? AXES.reduce((m, a) => Math.max(m, Math.abs(live.eye[a] - saved.eye[a]),
+                                                                       Math.abs(live.center[a] - saved.center[a])), 0) : 1;
+      if (d > 1e-9) return plotly().relayout(g, {'scene.camera': {eye: live.eye, center: live.center, up: live.up}});
+    } catch (e) {}
+    return Promise.resolve();
+  };
+
   // -------------------------------------------------------------------- camera traces in place
   const revisionOf = (g) => (g && g.layout && g.layout.meta && g.layout.meta.studio_revision) || -1;
   const applyCameras = (text) => {
@@ -86,7 +98,10 @@
     const layout = Object.assign({}, g.layout);
     layout.meta = Object.assign({}, layout.meta || {}, {studio_frames: c.frames, studio_revision: c.revision});
     g.__studioApplying = true;
-    return P.react(g, data, layout).then(() => {
+    return Promise.resolve(syncCamera(g)).then(() => {
+      layout.scene = g.layout.scene;
+      return P.react(g, data, layout);
+    }).then(() => {
       g.__studioApplying = false;
       g.__studioHighlighted = null;
       updateFrame();
@@ -241,16 +256,7 @@
   const press = {down: null, moved: 0, pending: null, lastUp: null};
   window.addEventListener('pointerup', () => {
     if (!press.down) return;
-    // a drag released outside the plot: plotly keeps the view it shows but does not save it; save it
-    const g = gd();
-    setTimeout(() => {
-      try {
-        const live = liveCamera(g), saved = g.layout.scene && g.layout.scene.camera;
-        const d = saved && saved.eye ? AXES.reduce((m, a) => Math.max(m, Math.abs(live.eye[a] - saved.eye[a]),
-                                                                         Math.abs(live.center[a] - saved.center[a])), 0) : 1;
-        if (d > 1e-9) plotly().relayout(g, {'scene.camera': {eye: live.eye, center: live.center, up: live.up}});
-      } catch (e) {}
-    }, 250);
+    setTimeout(() => syncCamera(gd()), 250);  // a drag released outside the plot is not saved by plotly
     const click = press.moved <= (CFG.click_slop_px || 4);
     if (click && press.pending) write(CFG.click_box, press.pending);
     press.lastUp = {click, t: performance.now()};
@@ -260,6 +266,10 @@
     if (!g.on || g.__studioHooks) return;
     g.__studioHooks = true;
     g.addEventListener('pointerdown', (e) => { press.down = [e.clientX, e.clientY]; press.moved = 0; press.pending = null; }, true);
+    g.addEventListener('wheel', () => {
+      clearTimeout(g.__studioWheel);
+      g.__studioWheel = setTimeout(() => syncCamera(g), 300);
+    }, {passive: true, capture: true});
     g.addEventListener('pointermove', (e) => {
       if (press.down) press.moved = Math.max(press.moved, Math.hypot(e.clientX - press.down[0], e.clientY - press.down[1]));
     }, true);
