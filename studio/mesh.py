@@ -28,7 +28,7 @@ def grid_stride(height: int, width: int, vertex_budget: int) -> int:
     """The smallest block size whose grid has at most `vertex_budget` vertices."""
     if vertex_budget <= 0:
         raise ValueError(f"vertex budget must be positive, got {vertex_budget}")
-    stride = max(1, math.ceil(math.sqrt(height * width / vertex_budget)))
+    stride = max(1, math.floor(math.sqrt(height * width / vertex_budget)) - 2)  # whole blocks only: may fit below
     while (height // stride) * (width // stride) > vertex_budget:
         stride += 1
     return stride
