@@ -272,9 +272,11 @@ def path_video(session, frame=0):
         return None, gr.skip(), "One keyframe: add another (Add from view) to see the camera move."
     revision = session.revision
     stride = handlers.preview_stride()
-    index, frames, coverage = handlers.render_path(session, bool(session.view.get("holes")), stride)
-    if not session.latest.is_current(revision):
-        return gr.skip(), gr.skip(), gr.skip()  # a newer edit is on its way; its render will show
+    stale = lambda: not session.latest.is_current(revision)  # noqa: E731 - a newer edit is on its way
+    out = handlers.render_path(session, bool(session.view.get("holes")), stride, stale=stale)
+    if out is None or stale():
+        return gr.skip(), gr.skip(), gr.skip()  # the newer edit's render will show
+    index, frames, coverage = out
     from engine.video import write_mp4
 
     file = files.unique_file(session.folder or files.new_session_folder(), "preview.mp4")

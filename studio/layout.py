@@ -52,7 +52,7 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
 
     with gr.Blocks(title="GEN3C Studio", delete_cache=(3600, 6 * 3600), fill_width=True) as demo:
         ui.session = gr.State(None, delete_callback=_drop_session)
-        ui.browser = gr.BrowserState({}, storage_key=persist.STORAGE_KEY)
+        ui.browser = gr.BrowserState({}, storage_key=persist.STORAGE_KEY, secret=persist.browser_secret())
         with gr.Row(elem_id="studio-header", equal_height=True):
             gr.Markdown("**GEN3C Studio**", elem_id="studio-title")
             ui.scene_status = gr.Markdown("No scene loaded.", elem_id="studio-scene-status")

@@ -23,6 +23,31 @@ FRAME_CHOICES = (121, 241, 361, 481)
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
+def browser_secret() -> str:
+    """The key gradio encrypts the browser state with: $GEN3C_STUDIO_SECRET, else one kept in the studio root
+    (made once), so a restarted server still reads what browsers kept."""
+    import os
+
+    env = os.environ.get("GEN3C_STUDIO_SECRET", "").strip()
+    if env:
+        return env
+    file = files.studio_root() / "browser-state.key"
+    try:
+        key = file.read_text().strip()
+        if len(key) >= 16:
+            return key
+    except OSError:
+        pass
+    key = secrets.token_hex(16)
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+    except OSError:
+        pass  # a read-only root: this run's key only
+    return key
+
+
 def _upload_folder(upload_id: str, create: bool = False) -> Path | None:
     if not isinstance(upload_id, str) or not _UPLOAD_ID.match(upload_id):
         return None

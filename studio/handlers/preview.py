@@ -58,10 +58,14 @@ def _to_rgb(image, mask, show_holes: bool) -> np.ndarray:
     return rgb
 
 
-def render_path(session: Session, show_holes: bool = False, stride: int = 1):
+PATH_CHUNK = 8  # frames rendered at a time for the path video (a newer edit stops the render between chunks)
+
+
+def render_path(session: Session, show_holes: bool = False, stride: int = 1, stale=None):
     """Every `stride`-th frame of the path at VIDEO_SIZE.
 
-    Returns (frame indices [F], frames uint8 [F,H,W,3], coverage [F] in [0, 1]).
+    Returns (frame indices [F], frames uint8 [F,H,W,3], coverage [F] in [0, 1]); None when `stale()` (checked
+    between chunks of PATH_CHUNK frames) turns true: the result would be out of date.
     """
     session = with_cameras(require_motion(session))
     stride = max(int(stride), 1)
@@ -69,11 +73,15 @@ def render_path(session: Session, show_holes: bool = False, stride: int = 1):
     index = np.arange(0, len(w2cs), stride)
     if index[-1] != len(w2cs) - 1:
         index = np.append(index, len(w2cs) - 1)  # always show where the path ends
-    sel = torch.as_tensor(index)
-    images, masks = session.preview.video_cache.render(w2cs[sel], Ks[sel], frame_chunk=32)
-    frames = np.stack([_to_rgb(images[t, -1], masks[t, -1], show_holes) for t in range(len(index))])
-    coverage = masks[:, -1].float().mean(dim=(1, 2, 3)).cpu().numpy()
-    return index, frames, coverage
+    frames, coverage = [], []
+    for start in range(0, len(index), PATH_CHUNK):
+        if stale is not None and stale():
+            return None
+        sel = torch.as_tensor(index[start:start + PATH_CHUNK])
+        images, masks = session.preview.video_cache.render(w2cs[sel], Ks[sel])
+        frames += [_to_rgb(images[t, -1], masks[t, -1], show_holes) for t in range(len(sel))]
+        coverage.append(masks[:, -1].float().mean(dim=(1, 2, 3)).cpu().numpy())
+    return index, np.stack(frames), np.concatenate(coverage)
 
 
 def preview_stride() -> int:

@@ -27,6 +27,10 @@ VIEWPORT = {"width": 1440, "height": 900}  # the benchmark's browser: an artist'
 # is rasterised by SwiftShader on the CPU; 4x MSAA about doubles that cost (measured ~1.1 s -> ~0.5 s per
 # orbit frame at load ~6). Page behaviour is unchanged.
 TEST_VIEWPORT = {"width": 1440, "height": 900}
+# $GEN3C_E2E_VIEWPORT=WxH runs the tests' browser at another size (screenshots then carry it in their names)
+_OTHER = os.environ.get("GEN3C_E2E_VIEWPORT", "").strip()
+if _OTHER:
+    TEST_VIEWPORT = dict(zip(("width", "height"), map(int, _OTHER.lower().split("x"))))
 FAST_WEBGL_ARGS = ["--webgl-antialiasing-mode=none"]
 
 PLOT = "#studio-3d .js-plotly-plot"
@@ -129,7 +133,7 @@ def close_browser(ctx) -> None:
 
 def screenshot(page, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    file = ARTIFACTS / f"{name}.png"
+    file = ARTIFACTS / (f"{name}-{_OTHER}.png" if _OTHER else f"{name}.png")
     page.screenshot(path=str(file), full_page=full_page)
     return file
 

@@ -231,3 +231,25 @@ def test_edits_update_the_live_figure_without_new_webgl_contexts(studio_page):
     warnings = [m for m in page.console if "Too many active WebGL contexts" in m]
     assert not warnings, warnings[:3]
     assert not page.page_errors, page.page_errors
+
+
+def test_points_and_detail_are_settings(studio_page):
+    page = studio_page
+    drv.open_tab(page, "View")
+    n0 = page.evaluate("() => document.querySelector('#studio-3d .js-plotly-plot')._fullData[0].x.length")
+    page.locator("#studio-detail").get_by_text("low (6k vertices)").click()
+    page.wait_for_function("(n) => { const t = document.querySelector('#studio-3d .js-plotly-plot')._fullData[0];"
+                           " return t && t.x.length < n / 2; }", arg=n0, timeout=30_000)
+    page.locator("#studio-view-style").get_by_text("points").click()
+    page.wait_for_function("() => { const t = document.querySelector('#studio-3d .js-plotly-plot')._fullData[0];"
+                           " return t && t.type === 'scatter3d' && t.mode === 'markers'; }", timeout=30_000)
+    drv.wait_plot_stable(page)
+    assert page.evaluate("() => document.querySelector('#studio-3d .js-plotly-plot')._fullData[0].x.length") <= 20_000
+    drv.screenshot(page, "view3d-04-points", full_page=False)
+    page.locator("#studio-view-style").get_by_text("coloured surface").click()
+    page.locator("#studio-detail").get_by_text("standard (16k vertices)").click()
+    page.wait_for_function("(n) => { const t = document.querySelector('#studio-3d .js-plotly-plot')._fullData[0];"
+                           " return t && t.type === 'mesh3d' && t.x.length === n; }", arg=n0, timeout=30_000)
+    drv.open_tab(page, "Path")
+    warnings = [m for m in page.console if "Too many active WebGL contexts" in m]
+    assert not warnings, warnings[:3]
