@@ -155,7 +155,7 @@ def select_from_list(session, frame, table_mode, payload):
 # named API endpoints (also used by the UI)
 
 
-def _scene_values(session, table_mode="look-at", message="", level="info") -> tuple:
+def scene_values(session, table_mode="look-at", message="", level="info") -> tuple:
     """Scene status + REFRESH (with the figure) + the default preset's controls + the sample dropdown."""
     d = handlers.DEFAULT_PRESET
     sample = session.scene_ref.get("sample") if session is not None else None
@@ -171,7 +171,7 @@ N_SCENE = 1 + N_REFRESH + len(SCENE_EXTRA)
 def load_sample(session, name, request: gr.Request = None):
     """Load a bundled sample scene. Returns the scene status line, then the refreshed view."""
     session = handlers.load_sample(ensure(session, request), name)
-    return _scene_values(session)
+    return scene_values(session)
 
 
 @user_errors(outputs=N_SCENE, status=1 + STATUS)
@@ -183,7 +183,7 @@ def load_upload(session, image, depth_file, fov, fit, weights_dir, request: gr.R
     progress(0, desc="reading image")
     session = handlers.load_upload(ensure(session, request), image, depth_file, fov, fit, weights_dir or None,
                                    progress=report)
-    return _scene_values(session)
+    return scene_values(session)
 
 
 @user_errors(outputs=N_REFRESH, status=STATUS)

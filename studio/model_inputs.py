@@ -29,11 +29,11 @@ def buffer_views(images, masks, buffers: int = 2, names: list[str] | None = None
     for b in range(n):
         covered = float(masks[b].float().mean())
         out.append((to_uint8(images[b]), f"{names[b]}: render"))
-        out.append((masks_to_uint8(masks[b:b + 1])[0], f"{names[b]}: mask ({covered:.0%} covered)"))
+        out.append((masks_to_uint8(masks[b:b + 1])[0], f"{names[b]}: mask, {covered:.0%} covered"))
     for b in range(n, buffers):
         empty = np.full((h, w, 3), EMPTY_GREY, dtype=np.uint8)
-        out.append((empty, f"buffer {b + 1}: empty in the first chunk (zero latents)"))
-        out.append((empty, f"buffer {b + 1}: mask (none yet)"))
+        out.append((empty, f"buffer {b + 1}: empty in chunk 1"))
+        out.append((empty, f"buffer {b + 1}: no mask yet"))
     return out
 
 
@@ -46,5 +46,4 @@ def preview_buffer_views(session, frame) -> list[tuple[np.ndarray, str]]:
     t = frame_index(session, frame)
     w2cs, Ks = session.frame_cams
     images, masks = session.preview.frame_cache.render(w2cs[t:t + 1], Ks[t:t + 1])
-    masking = " (foreground masked)" if session.preview.foreground_masking else ""
-    return buffer_views(images[0], masks[0], names=[f"buffer 1, seed image{masking}"])
+    return buffer_views(images[0], masks[0], names=["buffer 1 (seed)"])

@@ -8,14 +8,14 @@ from studio import events, handlers, persist
 
 
 def on_page_load(session, state, sample, request: gr.Request = None):
-    """Scene values (see `events._scene_values`), then the table mode, foreground masking, the 3D view's style
+    """Scene values (see `events.scene_values`), then the table mode, foreground masking, the 3D view's style
     and detail, and the show-holes toggle, as restored."""
     session = events.ensure(session, request)
     saved = persist.read_state(state)
     notes = []
     if saved is None:
         session = _default_scene(session, sample)
-        return events._scene_values(session) + ("look-at", True, "surface", "standard", False)
+        return events.scene_values(session) + ("look-at", True, "surface", "standard", False)
     ref = saved["scene"]
     restored = None
     if "upload" in ref:
@@ -45,7 +45,7 @@ def on_page_load(session, state, sample, request: gr.Request = None):
     elif saved["path_error"]:
         notes.append(f"Your saved camera path could not be read ({saved['path_error']}); the default is shown.")
     level = "warning" if len(notes) > 1 else "info"
-    return (events._scene_values(session, saved["table_mode"], " ".join(notes), level)
+    return (events.scene_values(session, saved["table_mode"], " ".join(notes), level)
             + (saved["table_mode"], saved["masking"], saved["view"]["style"], saved["view"]["detail"], False))
 
 

@@ -141,7 +141,7 @@ def test_model_inputs_show_each_buffer_and_the_empty_one(base):
     from studio.model_inputs import buffer_views, preview_buffer_views
 
     items = preview_buffer_views(base, 60)
-    assert [c.split(":")[0] for _, c in items] == ["buffer 1, seed image (foreground masked)"] * 2 + ["buffer 2"] * 2
+    assert [c.split(":")[0] for _, c in items] == ["buffer 1 (seed)"] * 2 + ["buffer 2"] * 2
     assert items[0][0].shape == (352, 640, 3) and items[1][0].dtype == np.uint8
     import torch
 
@@ -149,7 +149,7 @@ def test_model_inputs_show_each_buffer_and_the_empty_one(base):
     masks = torch.zeros(2, 1, 8, 16)
     masks[1, :, :4] = 1
     two = buffer_views(images, masks, names=["last frame", "seed"])
-    assert [c for _, c in two][1::2] == ["last frame: mask (0% covered)", "seed: mask (50% covered)"]
+    assert [c for _, c in two][1::2] == ["last frame: mask, 0% covered", "seed: mask, 50% covered"]
 
 
 def test_generate_passes_foreground_masking_and_the_no_text_encoder_mode(base, monkeypatch):

@@ -59,9 +59,9 @@ def test_what_the_model_receives(studio_page):
     drv.open_tab(page, "What the model receives")
     page.wait_for_function("() => document.querySelectorAll('#studio-model-inputs img').length >= 4", timeout=30_000)
     captions = page.locator("#studio-model-inputs").inner_text()
-    assert "buffer 1, seed image (foreground masked): render" in captions
-    assert re.search(r"buffer 1, seed image \(foreground masked\): mask \(\d+% covered\)", captions)
-    assert "buffer 2: empty in the first chunk" in captions
+    assert "buffer 1 (seed): render" in captions
+    assert re.search(r"buffer 1 \(seed\): mask, \d+% covered", captions)
+    assert "buffer 2: empty in chunk 1" in captions
     first = page.evaluate("() => Array.from(document.querySelectorAll('#studio-model-inputs img'), (i) => i.src)")
     drv.set_slider(page, "studio-frame", 110)
     page.wait_for_function("(old) => { const s = Array.from(document.querySelectorAll('#studio-model-inputs img'), (i) => i.src);"
