@@ -5,8 +5,8 @@
 Figures: app start -> page answers; page open -> 3D view drawn; Load sample click -> 3D view re-drawn;
 path edit (a keyframe's x typed into the keyframe list) -> the 3D view's path and the preview image both
 updated (median / p95 over --edits edits); slider move -> new preview image decoded (median / p95 over
---moves moves); the 3D view's vertex budget; animation-frame intervals while orbiting the view. Times are
-taken in the page with performance.now().
+--moves moves; with foreground masking, the default, and without); the 3D view's vertex budget;
+animation-frame intervals while orbiting the view. Times are taken in the page with performance.now().
 """
 from __future__ import annotations
 
@@ -174,6 +174,16 @@ def main(argv=None) -> dict:
                             "p95": round(_pct(times, 0.95), 1), "min": round(min(times), 1),
                             "max": round(max(times), 1)}
                 drv.wait_plot_stable(page)
+            # the same scrub with foreground masking off: what the occluder mask costs per preview frame
+            page.locator("#studio-foreground-masking input").click()
+            page.wait_for_timeout(1500)
+            drv.wait_plot_stable(page)
+            times = scrub(page, args.moves, seed=1, release=False)
+            out["scrub_to_preview_ms_without_foreground_masking"] = {
+                "moves": len(times), "median": round(statistics.median(times), 1), "p95": round(_pct(times, 0.95), 1)}
+            page.locator("#studio-foreground-masking input").click()
+            page.wait_for_timeout(1500)
+            drv.wait_plot_stable(page)
             out["orbit"] = orbit_frames(page, steps=args.orbit_steps)
             drv.close_browser(ctx)
     finally:
