@@ -1,13 +1,20 @@
 """GEN3C Studio: `python app.py` opens the camera-path editor on a sample scene (no weights, no network).
 
 Flags: --host, --port, --share, --weights DIR (default $GEN3C_WEIGHTS), --no-browser. On Hugging Face
-Spaces this file is the entry point (`python app.py`); `demo` is built by `build()` when run.
+Spaces this file is the entry point (`python app.py`); `demo` is built by `build()` when run. On a ZeroGPU Space
+the models load when this module is imported (`studio.zerogpu`; the README's "Hugging Face Spaces" section).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+
+# first: on ZeroGPU `spaces` must be imported before anything initialises CUDA
+from studio import zerogpu
+
+# ZeroGPU loads every model at import (only on a ZeroGPU Space or with GEN3C_ZEROGPU=1; else nothing loads)
+zerogpu.load_at_import(os.environ.get("GEN3C_WEIGHTS"))
 
 
 def parse_args(argv=None) -> argparse.Namespace:

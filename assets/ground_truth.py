@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from assets import procedural
-from engine.cameras import validate_intrinsics, validate_w2c
+from engine import validate
 from engine.errors import InputError
 
 
@@ -12,10 +12,7 @@ def render_sample_view(name: str, w2c, K, height: int, width: int) -> tuple[np.n
     """Ground-truth render of a sample from any camera: (uint8 [H,W,3], z-depth float32 [H,W], 0 = nothing hit)."""
     if name not in procedural.SCENES:
         raise InputError(f"unknown sample {name!r}; available: {', '.join(procedural.SCENES)}")
-    w2c = validate_w2c(np.asarray(w2c, np.float64), "w2c")
-    K = validate_intrinsics(np.asarray(K, np.float64), "K")
-    if w2c.shape != (4, 4) or K.shape != (3, 3):
-        raise InputError("render_sample_view takes one camera: w2c [4,4] and K [3,3]")
-    if not (1 <= int(height) <= 4096 and 1 <= int(width) <= 4096):
-        raise InputError(f"render size must be 1..4096 px a side, got {height}x{width}")
-    return procedural.render_uint8(name, w2c, K, int(height), int(width))
+    w2c = validate.w2c(w2c, "w2c", batch=False)
+    K = validate.intrinsics(K, "K", batch=False)
+    height, width = validate.image_size(height, width, high=4096, name="render size")
+    return procedural.render_uint8(name, w2c, K, height, width)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import validate
 from engine.errors import InputError
 from engine.geometry import pixel_grid
 
@@ -124,17 +125,15 @@ def align_depth(
         raise InputError("target_depth contains NaN or infinite values")
     mask = mask > 0
     if method == "non_rigid":
-        K_t = _as_matrix(K, (3, 3), "K", device)
-        w2c_t = _as_matrix(w2c, (4, 4), "w2c", device)
-        if abs(float(torch.linalg.det(K_t.double()))) < 1e-12:
-            raise InputError("K is singular")
-        if abs(float(torch.linalg.det(w2c_t.double()))) < 1e-12:
-            raise InputError("w2c is singular")
-        if not isinstance(iterations, (int, np.integer)) or isinstance(iterations, bool) or iterations < 0:
-            raise InputError(f"iterations must be a non-negative integer, got {iterations!r}")
-        if not (_is_real(lr) and math.isfinite(lr) and lr > 0):
+        for name, value in (("K", K), ("w2c", w2c)):
+            if value is None:
+                raise InputError(f"{name} is required for non-rigid alignment")
+        K_t = _float32(validate.intrinsics(K, "K", batch=False), device)
+        w2c_t = _float32(validate.w2c(w2c, "w2c", batch=False), device)
+        iterations = validate.integer(iterations, "iterations", 0)
+        if not validate.finite_float(lr, "lr") > 0:
             raise InputError(f"lr must be a positive finite number, got {lr!r}")
-        if not (_is_real(smoothness) and math.isfinite(smoothness) and smoothness >= 0):
+        if not validate.finite_float(smoothness, "smoothness") >= 0:
             raise InputError(f"smoothness must be a non-negative finite number, got {smoothness!r}")
 
     inverse = 1.0 / depth
@@ -150,10 +149,6 @@ def align_depth(
 
     scale_map = _optimise_scale_map(rigid, target, mask, K_t, w2c_t, iterations, lr, smoothness)
     return _result((rigid * scale_map).reshape(out_shape), info, return_info)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _result(depth: torch.Tensor, info: AlignInfo, return_info: bool):
@@ -181,18 +176,8 @@ def _as_map(value, name: str, device=None) -> tuple[torch.Tensor, torch.Size]:
     return value, shape
 
 
-def _as_matrix(value, shape: tuple[int, int], name: str, device) -> torch.Tensor:
-    if value is None:
-        raise InputError(f"{name} is required for non-rigid alignment")
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-        got = tuple(value.shape) if hasattr(value, "shape") else type(value).__name__
-        raise InputError(f"{name} must be a {shape[0]}x{shape[1]} matrix, got {got}")
-    value = value.to(device=device, dtype=torch.float32)
-    if not torch.isfinite(value).all():
-        raise InputError(f"{name} contains NaN or infinite values")
-    return value
+def _float32(checked: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(checked.astype(np.float32)).to(device)
 
 
 def _rigid_fit(source_inv: torch.Tensor, target: torch.Tensor, mask: torch.Tensor):

@@ -16,15 +16,19 @@ Follows the official ``Cache3D_Buffer`` (``cache_3d.py``):
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from engine import validate
 from engine.errors import InputError
 from engine.geometry import reliable_depth_mask, unproject_depth
+from engine.model_defaults import FILTER_THRESHOLD, FRAME_BUFFER_MAX
 from engine.warp import splat
 
 INIT_MAX_DEPTH = 100.0
 UPDATE_MAX_DEPTH = 1e4
-BOUNDARY_THRESHOLD = 0.05
+# The official boundary mask is the reliability filter at the fixed default threshold.
+BOUNDARY_THRESHOLD = FILTER_THRESHOLD
 ALIGNMENTS = ("non_rigid", "rigid", None)
 
 
@@ -37,27 +41,14 @@ def _tensor(x, name) -> torch.Tensor:
         raise InputError(f"{name} must be numeric, got {type(x).__name__}") from exc
 
 
-def _check_matrix(x, shape, name, device) -> torch.Tensor:
-    m = _tensor(x, name)
-    if tuple(m.shape) != shape:
-        raise InputError(f"{name} must have shape {list(shape)}, got {list(m.shape)}")
-    m = m.to(device=device, dtype=torch.float32)
-    if not bool(torch.isfinite(m).all()):
-        raise InputError(f"{name} contains NaN or infinite values")
-    if abs(float(torch.linalg.det(m.double()))) < 1e-12:
-        raise InputError(f"{name} is not invertible")
-    return m
+def _camera(w2c, K, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One camera checked by engine.validate, as float32 tensors on ``device``."""
+    return (_on(validate.w2c(w2c, "w2c", batch=False), device),
+            _on(validate.intrinsics(K, "K", batch=False), device))
 
 
-def _check_cameras(w2cs, Ks, device):
-    w2cs, Ks = _tensor(w2cs, "w2cs"), _tensor(Ks, "Ks")
-    if w2cs.dim() != 3 or tuple(w2cs.shape[1:]) != (4, 4):
-        raise InputError(f"w2cs must have shape [T,4,4], got {list(w2cs.shape)}")
-    if Ks.dim() != 3 or tuple(Ks.shape[1:]) != (3, 3):
-        raise InputError(f"Ks must have shape [T,3,3], got {list(Ks.shape)}")
-    if len(w2cs) != len(Ks):
-        raise InputError(f"w2cs and Ks disagree in length: {len(w2cs)} vs {len(Ks)}")
-    return w2cs.to(device=device, dtype=torch.float32), Ks.to(device=device, dtype=torch.float32)
+def _on(checked: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(checked.astype(np.float32)).to(device)
 
 
 class Cache3D:
@@ -74,15 +65,14 @@ class Cache3D:
     All tensors live on the device of ``image`` (see :meth:`to`).
     """
 
-    def __init__(self, image, depth, w2c, K, frame_buffer_max: int = 2,
-                 filter_points_threshold: float = 0.05, foreground_masking: bool = False):
+    def __init__(self, image, depth, w2c, K, frame_buffer_max: int = FRAME_BUFFER_MAX,
+                 filter_points_threshold: float = FILTER_THRESHOLD, foreground_masking: bool = False):
         image = _tensor(image, "image")
         if image.dim() != 3 or image.shape[0] != 3 or min(image.shape[1:]) < 1:
             raise InputError(f"image must have shape [3,H,W], got {list(image.shape)}")
         if not image.is_floating_point() or not bool(torch.isfinite(image).all()):
             raise InputError("image must hold finite floating-point values in [-1, 1]")
-        if not isinstance(frame_buffer_max, int) or frame_buffer_max < 1:
-            raise InputError(f"frame_buffer_max must be a positive integer, got {frame_buffer_max!r}")
+        frame_buffer_max = validate.integer(frame_buffer_max, "frame_buffer_max", 1)
         try:
             threshold = float(filter_points_threshold)
         except (TypeError, ValueError) as exc:
@@ -95,8 +85,7 @@ class Cache3D:
         self.filter_points_threshold = threshold
         self.foreground_masking = bool(foreground_masking)
         depth = self._check_depth(depth, "depth")
-        w2c = _check_matrix(w2c, (4, 4), "w2c", self.device)
-        K = _check_matrix(K, (3, 3), "K", self.device)
+        w2c, K = _camera(w2c, K, self.device)
 
         depth = torch.nan_to_num(depth, nan=INIT_MAX_DEPTH).clamp(0, INIT_MAX_DEPTH)
         self._images = image.new_zeros(0, 3, self.height, self.width).float()
@@ -142,6 +131,7 @@ class Cache3D:
         self._images = self._images.to(self.device)
         self._points = self._points.to(self.device)
         self._valid = self._valid.to(self.device)
+        self._colors = None  # a cache of _images, rebuilt on the new device when needed
         if self.boundary_mask is not None:
             self.boundary_mask = self.boundary_mask.to(self.device)
         return self
@@ -190,16 +180,21 @@ class Cache3D:
             ``images [T,N,3,H,W]`` in [-1,1] (holes -1), ``masks [T,N,1,H,W]`` float {0,1}
             (+ ``depth [T,N,1,H,W]``), buffer 0 = newest.
         """
-        w2cs, Ks = _check_cameras(w2cs, Ks, self.device)
-        if frame_chunk is not None and (not isinstance(frame_chunk, int) or frame_chunk < 1):
-            raise InputError(f"frame_chunk must be a positive integer, got {frame_chunk!r}")
+        w2cs, Ks = (_on(c, self.device) for c in validate.camera_batch(w2cs, Ks))
+        if frame_chunk is not None:
+            frame_chunk = validate.integer(frame_chunk, "frame_chunk", 1)
+        return self._render(w2cs, Ks, render_depth, frame_chunk)
+
+    def _render(self, w2cs: torch.Tensor, Ks: torch.Tensor, render_depth: bool = False,
+                frame_chunk: int | None = None):
+        """:meth:`render` of checked float32 cameras on this cache's device."""
         T, N, H, W = len(w2cs), self.num_buffers, self.height, self.width
         points, colors, valid = self.flat_sources()
         need_depth = render_depth or self.foreground_masking
         out = splat(points, colors, valid, w2cs.repeat_interleave(N, 0), Ks.repeat_interleave(N, 0),
                     H, W, norm_group=2, render_depth=need_depth,
                     source_index=torch.arange(N).repeat(T),
-                    chunk=None if frame_chunk is None else frame_chunk * N, check_points=False)
+                    chunk=None if frame_chunk is None else frame_chunk * N, check_inputs=False)
         images = out[0].view(T, N, 3, H, W)
         masks = out[1].view(T, N, 1, H, W)
         depth = out[2].view(T, N, 1, H, W) if need_depth else None
@@ -213,7 +208,7 @@ class Cache3D:
         from engine.foreground import apply_foreground_mask, occluder_mask
 
         mesh = torch.stack([occluder_mask(self.boundary_mask, self._points[n], w2cs, Ks,
-                                          self.height, self.width)
+                                          self.height, self.width, check_cameras=False)
                             for n in range(self.num_buffers)], dim=1)  # [T,N,H,W]
         images, masks, d = apply_foreground_mask(images, masks, depth[:, :, 0], mesh.to(depth.device))
         return images, masks, d.unsqueeze(2)
@@ -237,13 +232,12 @@ class Cache3D:
         if not frame.is_floating_point() or not bool(torch.isfinite(frame).all()):
             raise InputError("frame must hold finite floating-point values in [-1, 1]")
         depth = self._check_depth(depth, "depth")
-        w2c = _check_matrix(w2c, (4, 4), "w2c", self.device)
-        K = _check_matrix(K, (3, 3), "K", self.device)
+        w2c, K = _camera(w2c, K, self.device)
         depth = torch.nan_to_num(depth, nan=UPDATE_MAX_DEPTH).clamp(0, UPDATE_MAX_DEPTH)
         if alignment is not None:
             from engine.align import align_depth
 
-            _, target_mask, target_depth = self.render(w2c[None], K[None], render_depth=True)
+            _, target_mask, target_depth = self._render(w2c[None], K[None], render_depth=True)
             depth = align_depth(depth[0], target_depth[0, 0, 0], target_mask[0, 0, 0], K,
                                 torch.linalg.inv(w2c), method=alignment)
             depth = depth.reshape(1, self.height, self.width).to(self.device, torch.float32)

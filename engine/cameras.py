@@ -1,11 +1,12 @@
-"""Camera conventions, validation, look-at and the official GEN3C trajectory presets.
+"""Camera conventions, look-at, intrinsics and the official GEN3C trajectory presets.
 
 Conventions (see engine/API.md): OpenCV camera axes (x right, y down, z forward), world-to-camera 4x4
 poses, K in pixels for the stated (H, W). The world frame of a single-image scene is the seed camera,
 so world +y points down and world "up" is (0, -1, 0). OpenGL / nerfstudio axes appear only at file I/O.
 
-All functions accept numpy arrays, torch tensors or nested lists. Validation failures raise
-:class:`engine.errors.InputError` with a one-line message.
+All functions accept numpy arrays, torch tensors or nested lists. The camera rules (rigid w2c, pinhole
+K, FOV, image size) are :mod:`engine.validate`'s; failures raise :class:`engine.errors.InputError` with a
+one-line message.
 """
 from __future__ import annotations
 
@@ -14,14 +15,11 @@ import math
 import numpy as np
 import torch
 
+from engine import validate
 from engine.errors import InputError
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
-
-# Tolerance on R^T R = I and det R = 1 for a "rigid" w2c. Official float32 poses are off by ~1e-7;
-# hand-edited files with 6 decimals stay well inside 1e-4.
-RIGID_TOL = 1e-4
 
 # Linear presets: (axis index, sign) of the camera displacement in the initial camera frame.
 _LINEAR_AXES = {
@@ -32,61 +30,6 @@ _LINEAR_AXES = {
     "zoom_in": (2, 1.0),
     "zoom_out": (2, -1.0),
 }
-
-
-def _as_float64(x, name: str) -> np.ndarray:
-    """Any array-like as a float64 numpy array; non-numeric input is an InputError."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be numeric, got {type(x).__name__}") from exc
-    return arr
-
-
-def validate_intrinsics(K, name: str = "K") -> np.ndarray:
-    """Check a 3x3 pinhole intrinsic matrix (or a [T,3,3] stack) and return it as float64 numpy.
-
-    Requires finite values, positive focal lengths, last row (0, 0, 1) and an invertible matrix.
-    """
-    K = _as_float64(K, name)
-    if K.ndim not in (2, 3) or K.shape[-2:] != (3, 3):
-        raise InputError(f"{name} must have shape [3,3] or [T,3,3], got {list(K.shape)}")
-    if not np.all(np.isfinite(K)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    Ks = K.reshape(-1, 3, 3)
-    if not np.allclose(Ks[:, 2], [0.0, 0.0, 1.0], atol=1e-6):
-        raise InputError(f"{name} last row must be (0, 0, 1)")
-    if np.any(Ks[:, 0, 0] <= 0) or np.any(Ks[:, 1, 1] <= 0):
-        raise InputError(f"{name} focal lengths must be positive")
-    det = np.linalg.det(Ks)
-    if np.any(np.abs(det) < 1e-12):
-        raise InputError(f"{name} is singular (does not invert)")
-    return K
-
-
-def validate_w2c(w2c, name: str = "w2c") -> np.ndarray:
-    """Check a rigid 4x4 world-to-camera pose (or a [T,4,4] stack); return it as float64 numpy.
-
-    Requires finite values, last row (0, 0, 0, 1), an orthonormal rotation block with det +1
-    (within ``RIGID_TOL``): no scale, shear or reflection.
-    """
-    M = _as_float64(w2c, name)
-    if M.ndim not in (2, 3) or M.shape[-2:] != (4, 4):
-        raise InputError(f"{name} must have shape [4,4] or [T,4,4], got {list(M.shape)}")
-    if not np.all(np.isfinite(M)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    Ms = M.reshape(-1, 4, 4)
-    if not np.allclose(Ms[:, 3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
-        raise InputError(f"{name} last row must be (0, 0, 0, 1)")
-    R = Ms[:, :3, :3]
-    err = np.abs(np.einsum("tji,tjk->tik", R, R) - np.eye(3)).max()
-    if err > RIGID_TOL:
-        raise InputError(f"{name} is not a rigid transform (rotation block not orthonormal, error {err:.2g})")
-    if np.any(np.linalg.det(R) < 0):
-        raise InputError(f"{name} is not a rigid transform (rotation block is a reflection)")
-    return M
 
 
 def _to_torch(x: np.ndarray) -> torch.Tensor:
@@ -124,16 +67,14 @@ def camera_center(w2c):
 def look_at_w2c(position, target, up=(0.0, -1.0, 0.0)) -> np.ndarray:
     """A correct OpenCV look-at pose: camera centre at ``position``, +z toward ``target``.
 
-    ``up`` is the world up direction; the image's up (camera -y) is aligned with it. The default
-    (0, -1, 0) is "up" in the seed camera's world (whose +y points down). Returns float64 [4,4].
-    Raises InputError when position == target or the view direction is parallel to ``up``.
+    ``up`` is the world up direction; the image's up (camera -y) is aligned with it (``up`` need not be
+    orthogonal to the view). The default (0, -1, 0) is "up" in the seed camera's world (whose +y points
+    down). Returns float64 [4,4]. Raises InputError when position == target or the view direction is
+    parallel to ``up``.
     """
-    p = _as_float64(position, "position").reshape(-1)
-    q = _as_float64(target, "target").reshape(-1)
-    u = _as_float64(up, "up").reshape(-1)
-    for name, v in (("position", p), ("target", q), ("up", u)):
-        if v.shape != (3,) or not np.all(np.isfinite(v)):
-            raise InputError(f"look-at {name} must be 3 finite numbers")
+    p = validate.finite_vec3(position, "look-at position")
+    q = validate.finite_vec3(target, "look-at target")
+    u = validate.finite_vec3(up, "look-at up")
     f = q - p
     n = np.linalg.norm(f)
     if n < 1e-12:
@@ -154,15 +95,15 @@ def look_at_w2c(position, target, up=(0.0, -1.0, 0.0)) -> np.ndarray:
 
 
 def _official_look_at(p: np.ndarray, target: np.ndarray, corrected: bool) -> np.ndarray:
-    """GEN3C's look_at_matrix: world 'up' (0,1,0) and, unless corrected, translation -p."""
-    f = target - p
-    f = f / np.linalg.norm(f)
-    r = np.cross(np.array([0.0, 1.0, 0.0]), f)
-    r = r / np.linalg.norm(r)
-    u = np.cross(f, r)
-    M = np.eye(4)
-    M[:3, :3] = np.stack([r, u, f])
-    M[:3, 3] = -(M[:3, :3] @ p) if corrected else -p
+    """GEN3C's look_at_matrix: :func:`look_at_w2c` with world up (0, -1, 0) in our axes (its rotation
+    r = (0, 1, 0) x f, u = f x r is the same, value for value) and, unless corrected, translation -p
+    instead of -R p (the official quirk). A camera on its look-at point has no pose: NaN rows, which the
+    preset callers refuse with a message naming the preset."""
+    if np.linalg.norm(np.asarray(target, np.float64) - p) < 1e-12:
+        return np.full((4, 4), np.nan)
+    M = look_at_w2c(p, target)
+    if not corrected:
+        M[:3, 3] = -p
     return M
 
 
@@ -174,20 +115,12 @@ def _check_preset_kind(kind: str, camera_rotation: str) -> None:
 
 
 def _check_preset_numbers(num_frames, movement_distance, center_depth) -> tuple[int, float, float]:
-    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 2:
-        raise InputError(f"num_frames must be an integer >= 2, got {num_frames!r}")
-    if isinstance(movement_distance, bool) or isinstance(center_depth, bool):
-        raise InputError("movement_distance and center_depth must be numbers")
-    try:
-        d = float(movement_distance)
-        c = float(center_depth)
-    except (TypeError, ValueError) as exc:
-        raise InputError("movement_distance and center_depth must be numbers") from exc
-    if not math.isfinite(d):
-        raise InputError(f"movement_distance must be finite, got {movement_distance!r}")
-    if not math.isfinite(c) or c <= 0:
+    T = validate.frame_count(num_frames, "num_frames")  # before any camera is built
+    d = validate.movement_distance(movement_distance, "movement_distance")
+    c = validate.finite_float(center_depth, "center_depth")
+    if c <= 0:
         raise InputError(f"center_depth must be a positive finite number, got {center_depth!r}")
-    return int(num_frames), d, c
+    return T, d, c
 
 
 def _preset_motion(kind: str, i: np.ndarray, T: int, d: float, c: float, camera_rotation: str,
@@ -207,8 +140,7 @@ def _preset_motion(kind: str, i: np.ndarray, T: int, d: float, c: float, camera_
         pos[:, 1] = d * np.sin(theta) * c
     base = np.array([0.0, 0.0, c])
     factor = {"center_facing": 0.0, "no_rotation": 1.0, "trajectory_aligned": 2.0}[camera_rotation]
-    with np.errstate(invalid="ignore", divide="ignore"):  # a camera on its look-at point: NaN, refused by callers
-        return np.stack([_official_look_at(p, base + factor * p, corrected) for p in pos]).reshape(-1, 4, 4)
+    return np.stack([_official_look_at(p, base + factor * p, corrected) for p in pos]).reshape(-1, 4, 4)
 
 
 def preset_trajectory(
@@ -247,10 +179,10 @@ def preset_trajectory(
     """
     _check_preset_kind(kind, camera_rotation)
     T, d, c = _check_preset_numbers(num_frames, movement_distance, center_depth)
-    W0 = validate_w2c(initial_w2c, "initial_w2c")
+    W0 = validate.w2c(initial_w2c, "initial_w2c")
     if W0.ndim == 3 and W0.shape[0] != T:
         raise InputError(f"initial_w2c has {W0.shape[0]} frames, expected {T}")
-    K64 = validate_intrinsics(K, "K")
+    K64 = validate.intrinsics(K, "K")
     if K64.ndim == 3 and K64.shape[0] != T:
         raise InputError(f"K has {K64.shape[0]} frames, expected {T}")
 
@@ -281,7 +213,7 @@ def preset_poses(
     """
     _check_preset_kind(kind, camera_rotation)
     T, d, c = _check_preset_numbers(num_frames, movement_distance, center_depth)
-    W0 = np.eye(4) if initial_w2c is None else validate_w2c(initial_w2c, "initial_w2c")
+    W0 = np.eye(4) if initial_w2c is None else validate.w2c(initial_w2c, "initial_w2c")
     if W0.ndim != 2:
         raise InputError("preset_poses takes a single [4,4] initial_w2c")
     i = np.asarray(frames, dtype=np.float64).reshape(-1)
@@ -296,23 +228,27 @@ def intrinsics_from_fov(fov_y_deg: float, height: int, width: int) -> np.ndarray
     The principal point follows the official convention (704x1280 -> cx=640, cy=352) rather than
     the pixel-centre ((W-1)/2, (H-1)/2). Returns float64 [3,3].
     """
-    fov = check_fov_deg(fov_y_deg)
-    H, W = check_image_size(height, width)
+    fov = validate.fov_deg(fov_y_deg)
+    H, W = validate.image_size(height, width)
     f = (H / 2.0) / math.tan(math.radians(fov) / 2.0)
     return np.array([[f, 0.0, W / 2.0], [0.0, f, H / 2.0], [0.0, 0.0, 1.0]])
 
 
 def fov_y_from_intrinsics(K, height: int) -> float:
     """Vertical FOV in degrees of K at image height H: 2*atan((H/2)/fy)."""
-    K = validate_intrinsics(K)
-    if K.ndim != 2:
-        raise InputError("fov_y_from_intrinsics takes a single [3,3] K")
-    H, _ = check_image_size(height, 1)
+    K = validate.intrinsics(K, batch=False)
+    H, _ = validate.image_size(height, 1)
     return math.degrees(2.0 * math.atan((H / 2.0) / K[1, 1]))
 
 
 def scale_intrinsics(K, sy: float, sx: float):
-    """K for an image resized by (sy, sx): rows 0 and 1 scaled. Keeps the input type ([...,3,3])."""
+    """K of the same camera after its image is resized by (sy, sx) (new size = s x old size).
+
+    Pixel centres sit at integer coordinates (engine-wide) and a resize by s (PIL, torch with
+    ``align_corners=False``) maps a pixel coordinate x to s (x + 0.5) - 0.5, so rows 0 and 1 of K are
+    scaled and the principal point follows the same map: cx' = sx (cx + 0.5) - 0.5, cy' likewise. K has
+    last row (0, 0, 1); [..., 3, 3] numpy (float64 out) or torch (same dtype out).
+    """
     for name, s in (("sy", sy), ("sx", sx)):
         if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s) or s <= 0:
             raise InputError(f"intrinsics scale {name} must be a positive finite number, got {s!r}")
@@ -322,6 +258,8 @@ def scale_intrinsics(K, sy: float, sx: float):
         out = np.array(K, dtype=np.float64)
     out[..., 0, :] = out[..., 0, :] * sx
     out[..., 1, :] = out[..., 1, :] * sy
+    out[..., 0, 2] += 0.5 * sx - 0.5
+    out[..., 1, 2] += 0.5 * sy - 0.5
     return out
 
 
@@ -338,24 +276,3 @@ def opencv_c2w_to_opengl(c2w):
 def opengl_c2w_to_opencv(c2w):
     """OpenGL camera-to-world -> OpenCV camera-to-world (the flip is its own inverse)."""
     return opencv_c2w_to_opengl(c2w)
-
-
-def check_fov_deg(fov_y_deg) -> float:
-    """A field of view in degrees as a float strictly inside (1, 179); anything else is an InputError."""
-    if isinstance(fov_y_deg, bool):
-        raise InputError("fov must be a number of degrees")
-    try:
-        fov = float(fov_y_deg)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"fov must be a number of degrees, got {fov_y_deg!r}") from exc
-    if not math.isfinite(fov) or not 1.0 < fov < 179.0:
-        raise InputError(f"fov must be in (1, 179) degrees, got {fov_y_deg!r}")
-    return fov
-
-
-def check_image_size(height, width) -> tuple[int, int]:
-    """(height, width) as ints when both are positive integers; anything else is an InputError."""
-    for name, v in (("height", height), ("width", width)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise InputError(f"image {name} must be a positive integer, got {v!r}")
-    return int(height), int(width)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from engine.errors import InputError
+from engine.model_defaults import CHUNK_FRAMES, MODEL_HEIGHT, MODEL_WIDTH
 
 
 def dit_from_official(state_dict: dict, net_config: dict | None = None, *, dtype: torch.dtype | None = None):
@@ -144,8 +145,8 @@ def read_cosmos_tokenizer_dir(cosmos_tokenizer_dir) -> tuple[dict, torch.Tensor,
 # ---- the converter -------------------------------------------------------------------------------------
 
 def convert_checkpoints(gen3c_pt, cosmos_tokenizer_dir, t5_dir, out_dir, progress=None, *, moge_pt=None,
-                        dtype: torch.dtype = torch.bfloat16, height: int = 704, width: int = 1280,
-                        chunk_frames: int = 121, overwrite: bool = False):
+                        dtype: torch.dtype = torch.bfloat16, height: int = MODEL_HEIGHT, width: int = MODEL_WIDTH,
+                        chunk_frames: int = CHUNK_FRAMES, overwrite: bool = False):
     """Convert the official checkpoints into the weights folder `out_dir` (written atomically).
 
     gen3c_pt: GEN3C `model.pt`; cosmos_tokenizer_dir: Cosmos-Tokenize1-CV8x8x8-720p folder (the video

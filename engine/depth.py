@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine import validate
 from engine.errors import InputError, WeightsMissingError
+from engine.model_defaults import MODEL_HEIGHT, MODEL_WIDTH
 
 INVALID_DEPTH = 1000.0
 MAX_DEPTH = 1e4
@@ -65,12 +67,7 @@ class DepthResult:
 
 
 def _validate_K(K, what: str = "K") -> np.ndarray:
-    from engine.cameras import validate_intrinsics
-
-    K = validate_intrinsics(K, what)
-    if K.shape != (3, 3):
-        raise InputError(f"{what} must be a single 3x3 matrix, got {list(K.shape)}")
-    return K.astype(np.float32)
+    return validate.intrinsics(K, what, batch=False).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------- MoGe
@@ -203,8 +200,7 @@ class MoGeEstimator:
         """Depth, pixel intrinsics and valid mask for a uint8 [H,W,3] image, at its own size."""
         if self._model is None:
             raise RuntimeError("MoGeEstimator was released")
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise InputError(f"MoGe input must be uint8 [H,W,3], got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+        validate.uint8_image(image, "MoGe input")
         H, W = image.shape[:2]
         if min(H, W) < 14:
             raise InputError(f"image {H}x{W} is too small for depth estimation (min 14 px a side)")
@@ -231,8 +227,8 @@ class MoGeEstimator:
             torch.cuda.empty_cache()
 
 
-def official_seed_depth(estimator: "MoGeEstimator", image: np.ndarray, height: int = 704, width: int = 1280,
-                        moge_size: tuple[int, int] = (720, 1280)) -> DepthResult:
+def official_seed_depth(estimator: "MoGeEstimator", image: np.ndarray, height: int = MODEL_HEIGHT,
+                        width: int = MODEL_WIDTH, moge_size: tuple[int, int] = (720, 1280)) -> DepthResult:
     """The official GEN3C seed depth (`_predict_moge_depth`), for parity runs.
 
     The image is stretched (aspect ignored) with cv2 bilinear to `moge_size` (720x1280), MoGe runs there,
@@ -243,8 +239,7 @@ def official_seed_depth(estimator: "MoGeEstimator", image: np.ndarray, height: i
     import cv2
     import torch.nn.functional as F
 
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"MoGe input must be uint8 [H,W,3], got {getattr(image, 'shape', type(image))}")
+    validate.uint8_image(image, "MoGe input")
     mh, mw = moge_size
     stretched = cv2.resize(image, (mw, mh))
     res = estimator.estimate(np.ascontiguousarray(stretched))
@@ -371,7 +366,7 @@ def load_depth_file(file, height: int, width: int, K=None, fov_y_deg: float | No
     file, else `fov_y_deg`, else a 60 degree vertical FOV (noted in `.notes`). Zero and non-finite pixels are
     "no data" (depth 0, mask False); negative depth, an all-invalid map or a singular K raise InputError.
     """
-    from engine.cameras import intrinsics_from_fov
+    from engine.cameras import intrinsics_from_fov, scale_intrinsics
     from engine.images import resize_depth
 
     height, width = int(height), int(width)
@@ -418,7 +413,7 @@ def load_depth_file(file, height: int, width: int, K=None, fov_y_deg: float | No
         raise InputError(f"{what}: depth dtype {depth.dtype} is not numeric")
     depth = depth.astype(np.float64)
     if scale is not None:
-        if not (math.isfinite(scale) and scale > 0):
+        if not validate.finite_float(scale, f"{what}: scale") > 0:
             raise InputError(f"{what}: scale must be a positive number, got {scale}")
         depth = depth * scale
 
@@ -450,12 +445,7 @@ def load_depth_file(file, height: int, width: int, K=None, fov_y_deg: float | No
         depth = resize_depth(depth, height, width)
         valid = depth > 0
         if file_K is not None:
-            sx, sy = width / dw, height / dh
-            file_K = file_K.astype(np.float64)
-            file_K[0] *= sx
-            file_K[1] *= sy
-            file_K[0, 2] += 0.5 * sx - 0.5
-            file_K[1, 2] += 0.5 * sy - 0.5
+            file_K = scale_intrinsics(file_K.astype(np.float64), height / dh, width / dw)
         notes.append(f"depth resized from {dh}x{dw} to {height}x{width}")
 
     if K is not None:

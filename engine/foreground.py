@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import validate
 from engine.errors import InputError
 
 MESH_DOWNSAMPLE = 4
@@ -56,6 +57,7 @@ def occluder_mask(
     width: int,
     *,
     max_pairs: int = DEFAULT_MAX_PAIRS,
+    check_cameras: bool = True,
 ) -> torch.Tensor:
     """Z-depth of the occluder mesh seen from each target camera.
 
@@ -66,6 +68,8 @@ def occluder_mask(
         Ks: ``[T,3,3]`` (or ``[3,3]``) target intrinsics for an image of ``height`` x ``width``.
         height, width: target image size.
         max_pairs: memory bound for the batched triangle/pixel tests.
+        check_cameras: check the cameras with :func:`engine.validate.camera_batch`; Cache3D, which
+            checked them, passes False with float32 tensors [T,4,4], [T,3,3].
 
     Returns:
         ``mesh_depth [T,height,width]`` float32 on ``points_world``'s device; 0 where no triangle
@@ -85,13 +89,13 @@ def occluder_mask(
     points = points.float()
     if not torch.isfinite(points).all():
         raise InputError("points_world contains NaN or infinite values")
-    w2cs = _camera_batch(w2cs, (4, 4), "w2cs", device)
-    Ks = _camera_batch(Ks, (3, 3), "Ks", device)
-    if w2cs.shape[0] != Ks.shape[0]:
-        raise InputError(f"w2cs has {w2cs.shape[0]} cameras but Ks has {Ks.shape[0]}")
-    height, width = _size(height, "height"), _size(width, "width")
-    if not isinstance(max_pairs, int) or max_pairs < 1:
-        raise InputError(f"max_pairs must be a positive integer, got {max_pairs!r}")
+    if check_cameras:
+        w2cs, Ks = (torch.from_numpy(c) for c in validate.camera_batch(_one_or_batch(w2cs, 4),
+                                                                       _one_or_batch(Ks, 3)))
+    w2cs = w2cs.to(device=device, dtype=torch.float32)
+    Ks = Ks.to(device=device, dtype=torch.float32)
+    height, width = validate.image_size(height, width, name="occluder mask")
+    max_pairs = validate.integer(max_pairs, "max_pairs", 1)
 
     T = w2cs.shape[0]
     # Bilinear downsampling commutes with the affine camera transform, so the mesh is built once in
@@ -273,19 +277,8 @@ def _as_tensor(value, name: str) -> torch.Tensor:
     return value
 
 
-def _camera_batch(value, shape: tuple[int, int], name: str, device) -> torch.Tensor:
-    value = _as_tensor(value, name)
-    if tuple(value.shape) == shape:
-        value = value[None]
-    if value.dim() != 3 or tuple(value.shape[1:]) != shape:
-        raise InputError(f"{name} must have shape [T,{shape[0]},{shape[1]}], got {tuple(value.shape)}")
-    value = value.to(device=device, dtype=torch.float32)
-    if not torch.isfinite(value).all():
-        raise InputError(f"{name} contains NaN or infinite values")
+def _one_or_batch(value, size: int):
+    """A single [size,size] matrix as a batch of one (the documented convenience); anything else as given."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and tuple(value.shape) == (size, size):
+        return value[None]
     return value
-
-
-def _size(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

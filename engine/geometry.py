@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine.model_defaults import FILTER_THRESHOLD
+
 
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """Homogeneous pixel coordinates (x, y, 1) at integer centres, shape [H, W, 3]."""
@@ -67,7 +69,7 @@ def unproject_depth(depth: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor) -> 
     return torch.where((depth > 0).unsqueeze(-1), world, torch.zeros_like(world))
 
 
-def reliable_depth_mask(depth: torch.Tensor, window: int = 5, threshold: float = 0.05) -> torch.Tensor:
+def reliable_depth_mask(depth: torch.Tensor, window: int = 5, threshold: float = FILTER_THRESHOLD) -> torch.Tensor:
     """The official depth-discontinuity filter.
 
     ratio = (max - min) / (mean + 1e-6) over a window x window neighbourhood; keep where

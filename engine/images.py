@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from engine import validate
 from engine.errors import InputError
+from engine.model_defaults import MODEL_HEIGHT, MODEL_WIDTH
 
 MAX_SIDE = 8192
 MAX_PIXELS = 50_000_000
@@ -28,6 +30,8 @@ MAX_PIXELS = 50_000_000
 # padded border looks the same in the conditioning frame and in every warp.
 PAD_VALUE = 0
 # Decoders we accept for user files. Anything else (EPS would run Ghostscript, exotic plugins) is refused.
+# How fit_image brings an image to the target size (never by stretching).
+FIT_MODES = ("crop", "pad")
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF", "PPM", "TGA", "AVIF")  # JPEG covers MPO
 
 
@@ -161,14 +165,6 @@ def load_image(source, name: str | None = None) -> np.ndarray:
     raise InputError(f"{name}: unsupported source type {type(source).__name__}")
 
 
-def _check_uint8_image(image: np.ndarray, what: str = "image") -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", None)
-        raise InputError(f"{what}: expected a uint8 array [H,W,3], got {type(image).__name__} {shape}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InputError(f"{what}: image is empty")
-
-
 @dataclass(frozen=True)
 class Fit:
     """How `fit_image` mapped a source image onto the target size.
@@ -191,16 +187,16 @@ class Fit:
     target_size: tuple[int, int]
 
     def apply_to_intrinsics(self, K) -> np.ndarray:
-        """K (pixels, source image) -> K of the fitted image (float32 numpy)."""
-        K = np.asarray(K, dtype=np.float64)
-        if K.shape != (3, 3) or not np.isfinite(K).all():
-            raise InputError(f"intrinsics must be a finite 3x3 matrix, got shape {K.shape}")
-        out = K.copy()
-        # x' = s (x + 0.5) - 0.5 - crop + pad, with pixel centres at integer coordinates.
-        out[0] = K[0] * self.scale_x
-        out[1] = K[1] * self.scale_y
-        out[0, 2] += 0.5 * self.scale_x - 0.5 - self.crop_x + self.pad_x
-        out[1, 2] += 0.5 * self.scale_y - 0.5 - self.crop_y + self.pad_y
+        """K (pixels, source image) -> K of the fitted image (float32 numpy).
+
+        The resize by (scale_y, scale_x) is :func:`engine.cameras.scale_intrinsics` (x' = s (x + 0.5) - 0.5),
+        then the crop or pad shifts the principal point: x'' = x' - crop + pad.
+        """
+        from engine.cameras import scale_intrinsics
+
+        out = scale_intrinsics(validate.intrinsics(K, "intrinsics", batch=False), self.scale_y, self.scale_x)
+        out[0, 2] += self.pad_x - self.crop_x
+        out[1, 2] += self.pad_y - self.crop_y
         return out.astype(np.float32)
 
     def apply_to_depth(self, depth) -> np.ndarray:
@@ -247,10 +243,8 @@ def resize_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def plan_fit(source_size: tuple[int, int], height: int, width: int, mode: str = "crop") -> Fit:
     """The `Fit` that `fit_image` would use for a source of (height, width) = source_size."""
-    if mode not in ("crop", "pad"):
-        raise InputError(f"fit mode must be 'crop' or 'pad', got {mode!r}")
-    if int(height) <= 0 or int(width) <= 0:
-        raise InputError(f"target size must be positive, got {height}x{width}")
+    validate.one_of(mode, FIT_MODES, "fit mode")
+    height, width = validate.image_size(height, width, name="fit target")
     sh, sw = source_size
     if sh <= 0 or sw <= 0:
         raise InputError(f"image is empty ({sw}x{sh} pixels)")
@@ -265,13 +259,14 @@ def plan_fit(source_size: tuple[int, int], height: int, width: int, mode: str = 
                (sh, sw), (rh, rw), (int(height), int(width)))
 
 
-def fit_image(image: np.ndarray, height: int = 704, width: int = 1280, mode: str = "crop") -> tuple[np.ndarray, Fit]:
+def fit_image(image: np.ndarray, height: int = MODEL_HEIGHT, width: int = MODEL_WIDTH,
+              mode: str = "crop") -> tuple[np.ndarray, Fit]:
     """Bring a uint8 [H,W,3] image to height x width keeping the aspect ratio.
 
     mode "crop": scale to cover, centre crop. mode "pad": scale to fit, centre, pad with black
     (`PAD_VALUE`). Returns (uint8 image [height, width, 3], Fit).
     """
-    _check_uint8_image(image)
+    validate.uint8_image(image)
     fit = plan_fit(image.shape[:2], height, width, mode)
     rh, rw = fit.resized_size
     if (rh, rw) == image.shape[:2]:
@@ -290,7 +285,7 @@ def fit_image(image: np.ndarray, height: int = 704, width: int = 1280, mode: str
 
 def to_model_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 [H,W,3] -> float32 torch [3,H,W] in [-1, 1]."""
-    _check_uint8_image(image)
+    validate.uint8_image(image)
     arr = image if image.flags.writeable and image.flags.c_contiguous else np.array(image, order="C")
     return torch.from_numpy(arr).permute(2, 0, 1).float() / 127.5 - 1.0
 

@@ -21,24 +21,29 @@ cameras past T hold the last pose, and the extra tail frames are dropped. The ou
 Seeding: one ``torch.Generator`` (CPU) seeded once per ``generate``; each chunk's initial noise continues it, so a
 seed gives the same video on any device. The augmentation noise is the official numpy draw from the same seed.
 
-Memory placement plan (GPU; cannot be measured on this CPU-only machine, the arithmetic is from
-/work/shared/reference/performance.md sec. 3-5):
+Memory placement plan (GPU; the figures are the official model sizes and published peaks for a 121-frame 704x1280
+chunk, and arithmetic on them, not this project's measurement):
 
 - ``"low_memory"`` (target: a 121-frame 704x1280 generation within 24 GB):
   the DiT stays resident in bf16 (7.24 B params = 14.5 GB); one forward peaks at 19.6 GB, i.e. ~5 GB of
   activations at batch 1 (so cond and uncond run as two batch-1 passes, never batch 2). The text encoder
   (T5-11B encoder ~4.8 B params, ~9.6 GB bf16) runs only when a prompt is not in the embedding cache; while it
   runs the DiT is parked on the CPU (14.5 + 9.6 would not fit next to activations), then T5 is released and the
-  DiT moved back; embeddings (512 x 1024 each) are kept. The VAE (~0.2 GB weights) is loaded with tiling: an
-  untiled decode of 121x704x1280 peaks at 29.8 GB, so the VAE must tile to stay under the ~9 GB left next to
-  the resident DiT. MoGe (ViT-L, ~1.3 GB fp32) is loaded for each depth estimate and released right after.
+  DiT moved back; embeddings (512 x 1024 each) are kept. The VAE (~0.2 GB weights) streams in time, one latent
+  frame at a time with its causal state carried (``engine.models.vae_stream``, exact): an untiled decode of
+  121x704x1280 peaks at 29.8 GB, a streamed one needs ~2-5 GB (arithmetic in that module), within the ~9 GB left
+  next to the resident DiT. MoGe (ViT-L, ~1.3 GB fp32) is loaded for each depth estimate and released right after.
   The chunk's cache renders (121 x 2 buffers x 704 x 1280, RGB + mask, float32 = ~3.5 GB) are moved to the
   host right after rendering and sent to the VAE one buffer video at a time (0.65 GB in bf16).
   Peak = DiT forward 19.6 GB + latents (16 x 16 x 88 x 160 fp32 = 14 MB each, a handful) -> ~20 GB, provided
-  the tiled VAE encode/decode peaks below ~4 GB next to the resident DiT (not measured: no GPU here).
+  the streamed VAE encode/decode peaks below ~5 GB next to the resident DiT (``python -m engine bench gpu``
+  measures it).
   ``torch.cuda.empty_cache`` runs only on cancel and at the end of a run.
 - ``"resident"``: DiT, VAE (untiled), text encoder and MoGe all stay on the GPU between calls
   (14.5 + 9.6 + 1.3 + 0.2 GB weights, VAE decode peak 29.8 GB -> fits an 80 GB card, not a 24 GB one).
+
+Validation: :meth:`Gen3CPipeline.generate` is an entry point and checks every argument with
+:mod:`engine.validate` before any work; the steps after it trust those values.
 """
 from __future__ import annotations
 
@@ -52,8 +57,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from engine import validate
 from engine.errors import Cancelled, InputError, WeightsMissingError
-from engine.sampler import sample_latents, validate_sampling_options
+from engine.images import FIT_MODES
+from engine.resumable import GenerationState, add_timing as _add, run_stages
+from engine.sampler import sample_latents
 
 DEFAULT_NEGATIVE = (
     "The video captures a series of frames showing ugly scenes, static with no motion, motion blur, "
@@ -64,6 +72,7 @@ DEFAULT_NEGATIVE = (
     "flickering. Overall, the video is of poor quality."
 )
 PLACEMENTS = ("auto", "low_memory", "resident")
+LOW_MEMORY_VAE_STREAM = 1  # latent frames per streamed VAE piece in the low_memory placement
 RESIDENT_MIN_GPU_BYTES = 60 * 1024**3  # DiT + T5 + MoGe weights and an untiled VAE decode peak (~56 GB)
 
 
@@ -90,14 +99,13 @@ class GenerationResult:
     fps: int
     seed: int
     timings: dict = field(default_factory=dict)
+    latents: list | None = None  # each chunk's final latent [1,C,t,h,w] (float32, CPU)
 
 
 def chunk_plan(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     """Frame ranges [start, end] (inclusive) of each chunk; the last may run past ``num_frames - 1``."""
-    if chunk_frames < 2:
-        raise InputError(f"chunk length must be at least 2 frames, got {chunk_frames}")
-    if not isinstance(num_frames, (int, np.integer)) or isinstance(num_frames, bool) or num_frames < 2:
-        raise InputError(f"frames must be an integer >= 2, got {num_frames!r}")
+    chunk_frames = validate.integer(chunk_frames, "chunk length", 2)
+    num_frames = validate.frame_count(num_frames, "frames")
     step = chunk_frames - 1
     n = math.ceil((num_frames - 1) / step)
     return [(k * step, k * step + step) for k in range(n)]
@@ -112,26 +120,18 @@ def _release(obj) -> None:
         obj.release()
 
 
-def _cancelled(cancel) -> bool:
-    if cancel is None:
-        return False
-    return bool(cancel.is_set()) if hasattr(cancel, "is_set") else bool(cancel())
-
-
-def _to_uint8_video(video: torch.Tensor) -> np.ndarray:
-    """[T,3,H,W] in [-1,1] -> uint8 [T,H,W,3] (the official round((x+1)/2*255))."""
-    v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return v.permute(0, 2, 3, 1).cpu().numpy()
-
-
 class Gen3CPipeline:
     """Image + camera path -> video with the GEN3C DiT. Build with :meth:`from_pretrained`."""
 
     def __init__(self, config, transformer, vae, *, text_encoder_loader: Callable | None = None,
                  depth_estimator=None, depth_estimator_loader: Callable | None = None,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 placement: str = "low_memory", batch_cfg: bool = False):
+                 placement: str = "low_memory", batch_cfg: bool = False, branch_runner=None, parallel=None,
+                 cache=None):
+        from engine.fast_cache import CacheSettings
+
         placement = resolve_placement(placement, torch.device(device))
+        self.cache = CacheSettings.of(cache)  # fast mode (approximate) used when generate() gets none
         self.config = config
         self.transformer = transformer
         self.vae = vae
@@ -145,14 +145,15 @@ class Gen3CPipeline:
         self._depth_estimator = depth_estimator
         self._depth_estimator_loader = depth_estimator_loader
         self._owns_depth_estimator = depth_estimator is None
-        self._keep_cache = False  # tests/studio may set True to inspect `last_cache` after a run
-        self.last_cache = None
+        self.branch_runner = branch_runner  # the sampler's BranchRunner (None: run_branches)
+        self.parallel = parallel  # the engine.parallel.ParallelSession, or None in a single process
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(cls, weights_dir=None, device=None, dtype=None, placement: str = "auto",
                         depth_estimator=None, batch_cfg: bool = False, zero_text: bool = False,
-                        attention: str | None = "auto", text_cache_dir="default") -> "Gen3CPipeline":
+                        attention: str | None = "auto", text_cache_dir="default", parallel=None,
+                        cache=None) -> "Gen3CPipeline":
         """Load the weights folder (``weights_dir``, else $GEN3C_WEIGHTS, else ./weights; layout in engine/API.md).
 
         ``device`` defaults to CUDA when present; ``dtype`` to bf16 on CUDA and float32 on CPU.
@@ -160,14 +161,28 @@ class Gen3CPipeline:
         ``image_uint8 -> DepthResult``; default: MoGe from ``<weights>/moge/model.pt``, loaded when needed.
         ``zero_text=True`` uses all-zero prompt embeddings (the official ``--disable_prompt_encoder``) and does
         not need the text encoder. ``text_cache_dir``: the text encoder's on-disk embedding cache ("default":
-        the models' default folder; None: no disk cache). Missing parts raise ``WeightsMissingError`` saying what to download.
+        the models' default folder; None: no disk cache). ``cache``: the fast mode, None / "none" (exact, default) or
+        "first_block" / "mag" / "taylorseer" / an ``engine.fast_cache.CacheSettings`` (approximate: see that module).
+        Missing parts raise ``WeightsMissingError`` saying what to download.
+        ``parallel``: inside a torchrun job, "ulysses", "ring", "cfg", "cfg,ulysses" or "cfg,ring" (or an
+        ``engine.parallel.ParallelSession``); every rank calls this, the device is ``cuda:{LOCAL_RANK}`` (or the CPU),
+        and the plan is checked against the model before any weights load. See ``engine.parallel``.
         """
+        from engine.fast_cache import CacheSettings
+
+        cache = CacheSettings.of(cache)  # validate before any work
         from engine.models.config import Gen3CConfig
         from engine.models.dit import load_transformer
-        from engine.models.vae import VaeTiling, load_vae
+        from engine.models.vae import load_vae
         from engine.models.weights import find_weights
 
         resolve_placement(placement, torch.device("cpu"))  # validate the name before any work
+        session = None
+        if parallel is not None:
+            from engine.parallel import ParallelSession, start_session
+
+            session = parallel if isinstance(parallel, ParallelSession) else start_session(parallel, device)
+            device = session.device
         status = find_weights(weights_dir)
         status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
         root = Path(status.root)
@@ -176,9 +191,18 @@ class Gen3CPipeline:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         placement = resolve_placement(placement, device)
         config = Gen3CConfig.load(root)
+        if session is not None:
+            from engine.parallel import check_session_fits, read_transformer_config
+
+            check_session_fits(session, config, read_transformer_config(root), attention or "native")
         transformer = load_transformer(root, device, dtype, attention=attention).eval()
-        tiling = VaeTiling() if placement == "low_memory" and device.type == "cuda" else None
-        vae = load_vae(root, device, dtype, tiling=tiling)
+        runner = None
+        if session is not None:
+            from engine.parallel import parallelize
+
+            runner = parallelize(transformer, session, batch_cfg=batch_cfg)
+        # low memory: the exact time-streamed VAE; spatial tiling (approximate) is only an explicit opt-in
+        vae = load_vae(root, device, dtype, streaming=LOW_MEMORY_VAE_STREAM if placement == "low_memory" else None)
 
         def text_encoder_loader():
             from engine import models
@@ -199,7 +223,15 @@ class Gen3CPipeline:
 
         return cls(config, transformer, vae, text_encoder_loader=text_encoder_loader,
                    depth_estimator=depth_estimator, depth_estimator_loader=depth_loader, device=device,
-                   dtype=dtype, placement=placement, batch_cfg=batch_cfg)
+                   dtype=dtype, placement=placement, batch_cfg=batch_cfg, branch_runner=runner, parallel=session,
+                   cache=cache)
+
+    def preload(self) -> None:
+        """Load the text encoder and the depth estimator now (ZeroGPU wants every model loaded at import)."""
+        if self._text_encoder is None and self._text_encoder_loader is not None:
+            self._text_encoder = self._text_encoder_loader()
+        if self._depth_estimator is None and self._depth_estimator_loader is not None:
+            self._depth_estimator = self._depth_estimator_loader()
 
     # ------------------------------------------------------------------ shapes from the config
     @property
@@ -307,10 +339,48 @@ class Gen3CPipeline:
         return torch.cat(parts, dim=1)
 
     # ------------------------------------------------------------------ one chunk
+    def denoise_steps(self, noise: torch.Tensor, condition: torch.Tensor, cache_latents: torch.Tensor,
+                      prompt_embeds: torch.Tensor, negative_embeds: torch.Tensor, *, num_steps: int,
+                      guidance: float, seed: int = 1, cfg: str = "official", start_step: int = 0,
+                      stop_step: int | None = None, latents: torch.Tensor | None = None, cache=None,
+                      cache_state=None, progress: Callable | None = None, cancel=None):
+        """Denoising steps [start_step, stop_step) of one chunk -> (latents on the device, fast-mode state).
+
+        ``cache``: the fast mode (None: the pipeline's); ``cache_state``: the fast mode's hook state returned by
+        the previous range of the same chunk (None at step 0). The state returned is None when the chunk's last
+        step ran or no fast mode is on; otherwise it is on the CPU, for the next range.
+        """
+        from engine.fast_cache import CacheSettings, fast_cache
+
+        settings = self.cache if cache is None else CacheSettings.of(cache)
+        with fast_cache(self.transformer, settings, num_steps) as fc:
+            runner = self.branch_runner  # CFG/context parallel, or None
+            if fc is not None:
+                fc.load_state_dict(cache_state)
+                # one cache context per branch, inside whatever evaluates this rank's branches
+                runner = fc.branch_runner() if runner is None else runner.with_inner(fc.branch_runner())
+            stop = num_steps if stop_step is None else stop_step
+            out = sample_latents(
+                self.transformer, noise.to(self.device), condition.to(self.device), cache_latents.to(self.device),
+                prompt_embeds.to(self.device), negative_embeds.to(self.device), num_steps=num_steps,
+                guidance=guidance, fps=self.fps, augment_seed=seed, cfg=cfg, sigma_data=float(self.config.sigma_data),
+                augment_sigma=float(self.config.augment_sigma), batch_cfg=self.batch_cfg,
+                branch_runner=runner, progress=progress, cancel=cancel,
+                start_step=start_step, stop_step=stop, latents=latents)
+            state = fc.state_dict() if fc is not None and stop < num_steps else None
+        return out, state
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """One chunk's final latents -> video [T,3,H,W] in [-1,1] (CPU float)."""
+        with torch.no_grad():
+            # float32 latents: the VAE wrapper un-normalises them before casting to its own dtype
+            return self.vae.decode(latents.to(self.device)).float()[0].permute(1, 0, 2, 3).cpu()
+
     def generate_chunk(self, first_frame: torch.Tensor, images: torch.Tensor, masks: torch.Tensor,
                        prompt_embeds: torch.Tensor, negative_embeds: torch.Tensor, noise: torch.Tensor, *,
                        num_steps: int, guidance: float, seed: int = 1, cfg: str = "official",
-                       progress: Callable | None = None, cancel=None, timings: dict | None = None) -> torch.Tensor:
+                       progress: Callable | None = None, cancel=None, timings: dict | None = None,
+                       cache=None) -> torch.Tensor:
         """One chunk: first frame [3,H,W] in [-1,1] + cache renders -> video [T,3,H,W] in [-1,1] (CPU float)."""
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
@@ -318,135 +388,103 @@ class Gen3CPipeline:
         condition = self.encode_condition(first_frame)
         _add(timings, "encode", t0)
         t0 = time.perf_counter()
-        latents = sample_latents(
-            self.transformer, noise.to(self.device), condition, cache_latents, prompt_embeds.to(self.device),
-            negative_embeds.to(self.device), num_steps=num_steps, guidance=guidance, fps=self.fps,
-            augment_seed=seed, cfg=cfg, sigma_data=float(self.config.sigma_data),
-            augment_sigma=float(self.config.augment_sigma), batch_cfg=self.batch_cfg, progress=progress,
-            cancel=cancel,
-        )
+        latents, _ = self.denoise_steps(noise, condition, cache_latents, prompt_embeds, negative_embeds,
+                                        num_steps=num_steps, guidance=guidance, seed=seed, cfg=cfg, cache=cache,
+                                        progress=progress, cancel=cancel)
         del cache_latents, condition
         _add(timings, "denoise", t0)
         t0 = time.perf_counter()
-        with torch.no_grad():
-            # float32 latents: the VAE wrapper un-normalises them before casting to its own dtype
-            video = self.vae.decode(latents).float()[0].permute(1, 0, 2, 3).cpu()
+        video = self.decode_latents(latents)
         del latents
         _add(timings, "decode", t0)
         return video
 
     # ------------------------------------------------------------------ long video
+    def start_generation(self, image_uint8: np.ndarray, cameras, num_frames: int, prompt: str = "",
+                         negative_prompt: str = DEFAULT_NEGATIVE, num_steps: int = 35, guidance: float = 1.0,
+                         seed: int = 1, cfg: str = "official", depth=None, foreground_masking: bool = False,
+                         fit: str = "crop", cache=None) -> GenerationState:
+        """A validated, not yet begun run (:class:`engine.resumable.GenerationState`); see :meth:`generate`.
+
+        Advance it with :meth:`run_stages`; nothing heavy runs here.
+        """
+        from engine.fast_cache import CacheSettings
+
+        num_frames = validate.frame_count(num_frames, "frames", height=self.height, width=self.width)
+        plan = chunk_plan(num_frames, self.chunk_frames)
+        options = validate.sampling_options(num_steps, guidance, cfg, seed, names={"num_steps": "steps"})
+        num_steps, guidance, seed, cfg = options.num_steps, options.guidance, options.seed, options.cfg
+        prompt = validate.prompt(prompt)
+        negative_prompt = "" if negative_prompt is None else validate.prompt(negative_prompt, "negative prompt")
+        image_uint8 = validate.uint8_image(image_uint8)
+        fit = validate.one_of(fit, FIT_MODES, "fit")
+        settings = self.cache if cache is None else CacheSettings.of(cache)
+        if depth is not None:  # a DepthResult of the input image, at its size or at the model size
+            shape = np.shape(depth.depth)
+            if shape not in (tuple(image_uint8.shape[:2]), (self.height, self.width)):
+                raise InputError(f"depth is {'x'.join(map(str, shape))}; expected the image size "
+                                 f"{image_uint8.shape[0]}x{image_uint8.shape[1]} or {self.height}x{self.width}")
+            validate.intrinsics(depth.K, "depth intrinsics", batch=False)
+        w2cs, Ks = self._cameras(cameras, num_frames)
+        total = plan[-1][1] + 1  # cameras past the requested end hold the last pose
+        if total > num_frames:
+            w2cs = torch.cat([w2cs, w2cs[-1:].expand(total - num_frames, 4, 4)])
+            Ks = torch.cat([Ks, Ks[-1:].expand(total - num_frames, 3, 3)])
+        return GenerationState(image=image_uint8, w2cs=w2cs, Ks=Ks, plan=plan, num_frames=int(num_frames),
+                               prompt=prompt, negative_prompt=negative_prompt, num_steps=int(num_steps),
+                               guidance=float(guidance), seed=int(seed), cfg=cfg, cache=settings, depth=depth,
+                               foreground_masking=bool(foreground_masking), fit=fit)
+
+    def run_stages(self, state: GenerationState, stages=None, progress: Callable | None = None, cancel=None,
+                   offload: bool = False) -> GenerationState:
+        """Advance ``state`` by ``stages`` (None: to the end); see :mod:`engine.resumable`.
+
+        ``offload=True`` moves the state to the CPU afterwards (between GPU calls).
+        """
+        try:
+            run_stages(self, state, stages, progress=progress, cancel=cancel)
+        finally:
+            if offload:
+                state.to("cpu")
+        return state
+
+    def result(self, state: GenerationState, outputs=None) -> GenerationResult:
+        """The finished run's GenerationResult; ``outputs``: (frames, warps, masks, latents) collected earlier."""
+        if not state.done:
+            raise InputError(f"the run is not finished (chunk {state.chunk + 1} of {state.num_chunks})")
+        frames, warps, masks, latents = outputs if outputs is not None else state.take_outputs()
+        n = state.num_frames
+        return GenerationResult(frames=np.concatenate(frames)[:n], warps=np.concatenate(warps)[:n],
+                                masks=np.concatenate(masks)[:n], fps=self.fps, seed=state.seed,
+                                timings=state.timings, latents=list(latents))
+
     def generate(self, image_uint8: np.ndarray, cameras, num_frames: int, prompt: str = "",
                  negative_prompt: str = DEFAULT_NEGATIVE, num_steps: int = 35, guidance: float = 1.0,
                  seed: int = 1, cfg: str = "official", depth=None, progress: Callable | None = None, cancel=None,
-                 foreground_masking: bool = False, fit: str = "crop") -> GenerationResult:
+                 foreground_masking: bool = False, fit: str = "crop", cache=None) -> GenerationResult:
         """Generate ``num_frames`` frames from one image along ``cameras``.
 
         ``cameras``: ``(w2cs [T,4,4], Ks [T,3,3])`` at the model resolution (world = the input image's camera,
         w2c = I), or a ``CameraPath`` (sampled for ``num_frames``). ``depth``: a ``DepthResult`` of the input image
         (its size or the model size); default: the pipeline's depth estimator. The seed camera's intrinsics come
         from the depth. ``progress(dict(stage, chunk, num_chunks, step, num_steps))``; ``cancel`` (Event or
-        callable) is checked between steps and stages and raises ``Cancelled``.
+        callable) is checked between steps and stages and raises ``Cancelled``. ``cache``: the fast mode for this
+        run (None: the pipeline's; "none" is exact; the others are approximate, see ``engine.fast_cache``).
         """
-        plan = chunk_plan(num_frames, self.chunk_frames)
-        self._check_args(num_steps, guidance, seed, cfg)
-        if negative_prompt is None:
-            negative_prompt = ""
-        w2cs, Ks = self._cameras(cameras, num_frames)
-        image_uint8 = _check_image(image_uint8)
+        state = self.start_generation(image_uint8, cameras, num_frames, prompt, negative_prompt, num_steps,
+                                      guidance, seed, cfg, depth, foreground_masking, fit, cache)
         try:
-            return self._generate(image_uint8, w2cs, Ks, plan, num_frames, prompt, negative_prompt, num_steps,
-                                  guidance, int(seed), cfg, depth, progress, cancel, foreground_masking, fit)
+            self.run_stages(state, None, progress=progress, cancel=cancel)
         except Cancelled as exc:
             message = str(exc)
+        else:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            return self.result(state)
         # raised outside the handler so no traceback keeps the chunk's tensors alive
+        del state
         self._free()
         raise Cancelled(message)
-
-    def _generate(self, image_uint8, w2cs, Ks, plan, num_frames, prompt, negative_prompt, num_steps, guidance,
-                  seed, cfg, depth, progress, cancel, foreground_masking, fit) -> GenerationResult:
-        from engine.cache3d import Cache3D
-        from engine.images import fit_image, to_model_tensor
-
-        image_fit, fit_info = fit_image(image_uint8, self.height, self.width, fit)
-        timings: dict = {}
-        n_chunks = len(plan)
-
-        def report(stage, chunk, step=0):
-            if progress is not None:
-                progress(dict(stage=stage, chunk=chunk, num_chunks=n_chunks, step=step, num_steps=num_steps))
-
-        def check(chunk):
-            if _cancelled(cancel):
-                raise Cancelled(f"generation cancelled in chunk {chunk + 1} of {n_chunks}")
-
-        total = plan[-1][1] + 1  # cameras past the requested end hold the last pose
-        if total > num_frames:
-            w2cs = torch.cat([w2cs, w2cs[-1:].expand(total - num_frames, 4, 4)])
-            Ks = torch.cat([Ks, Ks[-1:].expand(total - num_frames, 3, 3)])
-
-        report("text", 0)
-        t0 = time.perf_counter()
-        pos, neg = self.encode_prompts(prompt, negative_prompt)
-        _add(timings, "text", t0)
-        check(0)
-
-        report("depth", 0)
-        t0 = time.perf_counter()
-        depth_map, K0 = self._seed_depth(image_uint8, image_fit, fit_info, depth)
-        _add(timings, "depth", t0)
-        check(0)
-        first = to_model_tensor(image_fit)
-        cache = Cache3D(first, depth_map, torch.eye(4), K0, frame_buffer_max=self.frame_buffer_max,
-                        foreground_masking=foreground_masking)
-        cache.to(self.device)
-        self.last_cache = cache if self._keep_cache else None
-
-        generator = torch.Generator().manual_seed(seed)
-        frames, warps, masks_out = [], [], []
-        for k, (start, end) in enumerate(plan):
-            check(k)
-            if k > 0:
-                report("update", k)
-                t0 = time.perf_counter()
-                last_uint8 = frames[-1][-1]
-                first = to_model_tensor(last_uint8)
-                d = self.estimate_depth(last_uint8)
-                new_depth = _depth_tensor(np.asarray(d.depth), self.height, self.width)
-                cache.update(first, new_depth, w2cs[start], Ks[start], alignment="non_rigid")
-                _add(timings, "update", t0)
-                check(k)
-            report("render", k)
-            t0 = time.perf_counter()
-            images, masks = cache.render(w2cs[start:end + 1].to(self.device), Ks[start:end + 1].to(self.device))
-            if self.placement == "low_memory" and self.device.type == "cuda":
-                # full-size renders are ~3.5 GB in float32; they wait on the host, buffer by buffer to the VAE
-                images, masks = images.cpu(), masks.cpu()
-            _add(timings, "render", t0)
-            check(k)
-            noise = torch.randn(self.latent_shape(), generator=generator)
-            report("denoise", k)
-
-            def step_progress(step, steps, _k=k):
-                report("denoise", _k, step)
-
-            video = self.generate_chunk(first, images, masks, pos, neg, noise, num_steps=num_steps,
-                                        guidance=guidance, seed=seed, cfg=cfg, progress=step_progress,
-                                        cancel=cancel, timings=timings)
-            keep = slice(0 if k == 0 else 1, None)
-            frames.append(_to_uint8_video(video)[keep])
-            warps.append(_to_uint8_video(images[:, 0].float().cpu())[keep])
-            masks_out.append((masks[:, 0, 0] > 0.5).cpu().numpy()[keep])
-            del video, images, masks
-            report("chunk_done", k, num_steps)
-        del cache
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-        report("done", n_chunks - 1, num_steps)
-        return GenerationResult(
-            frames=np.concatenate(frames)[:num_frames], warps=np.concatenate(warps)[:num_frames],
-            masks=np.concatenate(masks_out)[:num_frames], fps=self.fps, seed=seed, timings=timings,
-        )
 
     # ------------------------------------------------------------------ helpers
     def _free(self) -> None:
@@ -454,12 +492,6 @@ class Gen3CPipeline:
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-
-    @staticmethod
-    def _check_args(num_steps, guidance, seed, cfg) -> None:
-        validate_sampling_options(num_steps, guidance, cfg, steps_name="steps")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= int(seed) < 2**63:
-            raise InputError(f"seed must be a non-negative integer, got {seed!r}")
 
     def _cameras(self, cameras, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         if hasattr(cameras, "sample"):
@@ -469,34 +501,33 @@ class Gen3CPipeline:
                 w2cs, Ks = cameras
             except (TypeError, ValueError):
                 raise InputError("cameras must be (w2cs, Ks) or a CameraPath") from None
-        w2cs = torch.as_tensor(np.asarray(w2cs), dtype=torch.float32)
-        Ks = torch.as_tensor(np.asarray(Ks), dtype=torch.float32)
-        if w2cs.ndim != 3 or w2cs.shape[1:] != (4, 4) or Ks.ndim != 3 or Ks.shape[1:] != (3, 3):
-            raise InputError(f"cameras must be w2cs [T,4,4] and Ks [T,3,3], got {tuple(w2cs.shape)} and "
-                             f"{tuple(Ks.shape)}")
-        if len(w2cs) != num_frames or len(Ks) != num_frames:
-            raise InputError(f"{len(w2cs)} camera poses and {len(Ks)} intrinsics given for {num_frames} frames")
-        if not (torch.isfinite(w2cs).all() and torch.isfinite(Ks).all()):
-            raise InputError("cameras contain NaN or infinite values")
-        return w2cs, Ks
+        W, K = validate.camera_batch(w2cs, Ks, num_frames=num_frames)
+        return torch.from_numpy(W.astype(np.float32)), torch.from_numpy(K.astype(np.float32))
 
-    def _seed_depth(self, image_uint8, image_fit, fit_info, depth):
-        """Depth [1,H,W] and intrinsics [3,3] of the fitted input image."""
+    def frame_depth(self, frame_uint8: np.ndarray) -> torch.Tensor:
+        """Depth [1,H,W] of a model-resolution uint8 frame (NaN -> 1e4, clamped to [0, 1e4])."""
+        d = self.estimate_depth(frame_uint8)
+        return _depth_tensor(np.asarray(d.depth), self.height, self.width)
+
+    def seed_depth(self, image_uint8: np.ndarray, depth=None, fit: str = "crop"):
+        """(fitted image uint8 [H,W,3], depth [1,H,W], intrinsics [3,3]) of the input image at the model size.
+
+        ``depth``: a DepthResult at the image's size (fitted like the image) or at the model size; None: estimated.
+        """
+        from engine.images import fit_image
+
+        image_fit, fit_info = fit_image(image_uint8, self.height, self.width, fit)
         if depth is None:
             d = self.estimate_depth(image_fit)
-            dm, K = np.asarray(d.depth, np.float32), np.asarray(d.K, np.float32)
+            dm = np.asarray(d.depth, np.float32)
+            K = validate.intrinsics(d.K, "depth estimator intrinsics", batch=False).astype(np.float32)
             if dm.shape != (self.height, self.width):
                 raise InputError(f"depth estimator returned {dm.shape}, expected {(self.height, self.width)}")
         else:
             dm, K = np.asarray(depth.depth, np.float32), np.asarray(depth.K, np.float32)
             if dm.shape == tuple(image_uint8.shape[:2]):
                 dm, K = fit_info.apply_to_depth(dm), fit_info.apply_to_intrinsics(K)
-            elif dm.shape != (self.height, self.width):
-                raise InputError(f"depth is {dm.shape[0]}x{dm.shape[1]}; expected the image size "
-                                 f"{image_uint8.shape[0]}x{image_uint8.shape[1]} or {self.height}x{self.width}")
-        if K.shape != (3, 3) or not np.isfinite(K).all():
-            raise InputError("depth intrinsics must be a finite 3x3 matrix")
-        return _depth_tensor(dm, self.height, self.width), torch.from_numpy(np.ascontiguousarray(K))
+        return image_fit, _depth_tensor(dm, self.height, self.width), torch.from_numpy(np.ascontiguousarray(K))
 
 
 def _depth_tensor(depth: np.ndarray, height: int, width: int) -> torch.Tensor:
@@ -506,12 +537,3 @@ def _depth_tensor(depth: np.ndarray, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(d))[None]
 
 
-def _check_image(image) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 2:
-        raise InputError(f"image must be uint8 [H,W,3], got {arr.dtype} {tuple(arr.shape)}")
-    return arr
-
-
-def _add(timings: dict, key: str, t0: float) -> None:
-    timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0

@@ -38,12 +38,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from engine import validate
 from engine.errors import Cancelled, InputError
+from engine.model_defaults import AUGMENT_SIGMA, FPS, SIGMA_DATA
 
 SIGMA_MAX = 80.0
 SIGMA_MIN = 0.0002
-SIGMA_DATA = 0.5
-AUGMENT_SIGMA = 0.001
 CFG_POLICIES = ("official", "standard")
 
 __all__ = [
@@ -74,8 +74,7 @@ def make_scheduler(sigma_data: float = SIGMA_DATA):
 
 def scheduler_sigmas(num_steps: int, sigma_data: float = SIGMA_DATA) -> torch.Tensor:
     """float32 tensor of ``num_steps + 1`` sigmas: Karras from 80 down to 0.0002, then 0."""
-    if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
-        raise InputError(f"num_steps must be a positive integer, got {num_steps!r}")
+    num_steps = validate.num_steps(num_steps)
     scheduler = make_scheduler(sigma_data)
     scheduler.set_timesteps(int(num_steps), device="cpu")
     return scheduler.sigmas.to(torch.float32).clone()
@@ -183,11 +182,6 @@ def run_branches(transformer, net_input, timestep, branches: Sequence[Branch], p
             for br in branches]
 
 
-def _validate_policy(cfg: str) -> None:
-    if cfg not in CFG_POLICIES:
-        raise InputError(f"unknown cfg policy {cfg!r}; expected one of {', '.join(CFG_POLICIES)}")
-
-
 @torch.no_grad()
 def denoise(
     transformer,
@@ -200,7 +194,7 @@ def denoise(
     *,
     guidance: float,
     aug_noise: torch.Tensor,
-    fps: int = 24,
+    fps: int = FPS,
     padding_mask: torch.Tensor | None = None,
     cfg: str = "official",
     sigma_data: float = SIGMA_DATA,
@@ -216,7 +210,7 @@ def denoise(
     (same math, more memory; needs equal text lengths, otherwise two passes run). ``branch_runner`` evaluates the
     branches instead of :func:`run_branches` (e.g. one branch per rank, or a cache context per branch).
     """
-    _validate_policy(cfg)
+    validate.cfg_policy(cfg)
     sigma_t = torch.as_tensor(sigma, dtype=torch.float32).reshape(())
     sigma_f = float(sigma_t)
     device = x.device
@@ -289,21 +283,12 @@ def _cancel_requested(cancel) -> bool:
     return bool(cancel())
 
 
-def validate_sampling_options(num_steps, guidance, cfg, steps_name: str = "num_steps") -> None:
-    """InputError unless num_steps is a positive int, guidance a finite number and cfg a known policy."""
-    _validate_policy(cfg)
-    if not isinstance(num_steps, (int, np.integer)) or isinstance(num_steps, bool) or num_steps < 1:
-        raise InputError(f"{steps_name} must be a positive integer, got {num_steps!r}")
-    try:
-        g = float(guidance)
-    except (TypeError, ValueError):
-        raise InputError(f"guidance must be a number, got {guidance!r}") from None
-    if not math.isfinite(g):
-        raise InputError(f"guidance must be finite, got {guidance!r}")
-
-
-def _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg):
-    validate_sampling_options(num_steps, guidance, cfg)
+def _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg,
+                     augment_seed):
+    validate.cfg_policy(cfg)
+    validate.num_steps(num_steps)
+    g = validate.guidance(guidance)
+    validate.seed(augment_seed, "augment_seed")
     if noise.ndim != 5:
         raise InputError(f"noise must be [B,C,T,H,W], got shape {tuple(noise.shape)}")
     if tuple(condition_latent.shape) != tuple(noise.shape):
@@ -313,7 +298,24 @@ def _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_emb
         raise InputError(f"prompt embeddings must be [B,L,D], got shape {tuple(prompt_embeds.shape)}")
     if negative_prompt_embeds is not None and negative_prompt_embeds.shape[-1] != prompt_embeds.shape[-1]:
         raise InputError("negative prompt embeddings have a different width than the prompt embeddings")
-    return float(guidance)
+    return g
+
+
+def _step_range(start_step, stop_step, total: int, latents, noise) -> tuple[int, int]:
+    """Validated [start, stop) of a resumed run; ``latents`` must be given exactly when it starts past step 0."""
+    stop_step = total if stop_step is None else stop_step
+    for name, value in (("start_step", start_step), ("stop_step", stop_step)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise InputError(f"{name} must be an integer, got {value!r}")
+    if not 0 <= start_step < stop_step <= total:
+        raise InputError(f"step range [{start_step}, {stop_step}) is not inside [0, {total}) or is empty")
+    if start_step > 0 and latents is None:
+        raise InputError(f"resuming at step {start_step} needs the latents the earlier steps returned")
+    if start_step == 0 and latents is not None:
+        raise InputError("latents are only given when resuming past step 0 (step 0 starts from the noise)")
+    if latents is not None and tuple(latents.shape) != tuple(noise.shape):
+        raise InputError(f"latents have shape {tuple(latents.shape)}, expected {tuple(noise.shape)}")
+    return int(start_step), int(stop_step)
 
 
 @torch.no_grad()
@@ -327,7 +329,7 @@ def sample_latents(
     *,
     num_steps: int,
     guidance: float,
-    fps: int = 24,
+    fps: int = FPS,
     padding_mask: torch.Tensor | None = None,
     augment_seed: int = 1,
     cfg: str = "official",
@@ -338,6 +340,9 @@ def sample_latents(
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | Callable[[], bool] | None = None,
     callback: Callable[[int, float, Denoised, torch.Tensor], None] | None = None,
+    start_step: int = 0,
+    stop_step: int | None = None,
+    latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run the official GEN3C sampler and return the final latent (float32, same shape as ``noise``).
 
@@ -346,13 +351,19 @@ def sample_latents(
     [rgb_0|mask_0|rgb_1|mask_1] latents (None = zeros). ``progress(step, total)`` is called after every step;
     ``cancel`` (Event or callable) is checked before every step and raises ``Cancelled``. ``callback(i, sigma,
     denoised, x_next)`` sees every step (for tests and previews). ``branch_runner``: see :func:`denoise`.
+
+    Resumable: ``start_step`` / ``stop_step`` run only steps [start_step, stop_step) (default: all) and return
+    the latent after them; a run resumed at ``start_step > 0`` continues from ``latents``, the latent the earlier
+    range returned (the noise and seeds stay the same). Ranges run back to back give the unsplit result.
     """
-    g = _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg)
-    sigmas = scheduler_sigmas(int(num_steps), sigma_data)
-    aug_noise = augmentation_noise(noise.shape, augment_seed).to(noise.device)
-    x = noise.float() * init_noise_sigma()
+    g = _validate_inputs(noise, condition_latent, prompt_embeds, negative_prompt_embeds, num_steps, guidance, cfg,
+                         augment_seed)
     total = int(num_steps)
-    for i in range(total):
+    start, stop = _step_range(start_step, stop_step, total, latents, noise)
+    sigmas = scheduler_sigmas(total, sigma_data)
+    aug_noise = augmentation_noise(noise.shape, augment_seed).to(noise.device)
+    x = noise.float() * init_noise_sigma() if start == 0 else latents.to(noise.device, torch.float32)
+    for i in range(start, stop):
         if _cancel_requested(cancel):
             # drop every tensor this frame holds so the traceback keeps nothing alive
             del x, aug_noise

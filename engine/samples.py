@@ -5,7 +5,6 @@ The files are made by `assets/make_samples.py` from the procedural scene definit
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from engine.depth import DepthResult, load_depth_file
 from engine.errors import InputError
 from engine.images import load_image
+from engine.json_input import MAX_CONFIG_BYTES, read_json_file
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "samples"
 _NAME = re.compile(r"^[a-z0-9_]+$")
@@ -38,7 +38,10 @@ def sample_meta(name: str) -> dict:
     path = _sample_dir(name) / "meta.json"
     if not path.is_file():
         return {"title": name, "description": ""}
-    return json.loads(path.read_text())
+    meta = read_json_file(path, f"sample {name} meta.json", max_bytes=MAX_CONFIG_BYTES)
+    if not isinstance(meta, dict):
+        raise InputError(f"sample {name} meta.json must hold a JSON object")
+    return meta
 
 
 def load_sample(name: str) -> tuple[np.ndarray, DepthResult]:

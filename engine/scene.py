@@ -9,13 +9,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import validate
+from engine.atomic import atomic_output
+from engine.cameras import scale_intrinsics
 from engine.depth import INVALID_DEPTH, DepthResult
 from engine.errors import InputError
-from engine.fileio import atomic_output
 from engine.geometry import reliable_depth_mask, unproject_depth
 from engine.images import fit_image, resize_depth, to_model_tensor, to_uint8
-
-RELIABLE_THRESHOLD = 0.05
+from engine.model_defaults import FILTER_THRESHOLD, MODEL_HEIGHT, MODEL_WIDTH
 
 
 class Scene:
@@ -37,12 +38,8 @@ class Scene:
             raise InputError(f"scene depth must be [1,H,W] matching the image {tuple(image.shape[1:])}, got {tuple(depth.shape)}")
         if not torch.isfinite(depth).all() or (depth < 0).any():
             raise InputError("scene depth must be finite and >= 0")
-        from engine.cameras import validate_intrinsics, validate_w2c
-
-        K = validate_intrinsics(K, "scene K")
-        if K.shape != (3, 3):
-            raise InputError("scene K must be a single 3x3 matrix")
-        w2c = np.eye(4) if w2c is None else validate_w2c(w2c, "scene w2c")
+        K = validate.intrinsics(K, "scene K", batch=False)
+        w2c = np.eye(4) if w2c is None else validate.w2c(w2c, "scene w2c", batch=False)
         self.image = image.contiguous()
         self.depth = depth.contiguous()
         self.K = torch.as_tensor(K, dtype=torch.float32)
@@ -63,8 +60,8 @@ class Scene:
 
     @cached_property
     def reliable(self) -> torch.Tensor:
-        """The official depth-discontinuity filter (window 5, threshold 0.05), bool [H,W]."""
-        return reliable_depth_mask(self.depth[0], window=5, threshold=RELIABLE_THRESHOLD)
+        """The official depth-discontinuity filter (window 5, threshold FILTER_THRESHOLD = 0.05), bool [H,W]."""
+        return reliable_depth_mask(self.depth[0], window=5, threshold=FILTER_THRESHOLD)
 
     @cached_property
     def valid(self) -> torch.Tensor:
@@ -74,20 +71,13 @@ class Scene:
 
     def resized(self, height: int, width: int) -> "Scene":
         """The same scene at another resolution (image bilinear with antialias, depth bilinear, K rescaled)."""
-        height, width = int(height), int(width)
-        if height <= 0 or width <= 0:
-            raise InputError(f"scene size must be positive, got {height}x{width}")
+        height, width = validate.image_size(height, width, name="scene")
         if (height, width) == (self.height, self.width):
             return Scene(self.image.clone(), self.depth.clone(), self.K.clone(), self.w2c.clone())
         image = F.interpolate(self.image[None], size=(height, width), mode="bilinear", align_corners=False,
                               antialias=True)[0].clamp(-1, 1)
         depth = torch.from_numpy(resize_depth(self.depth[0].numpy(), height, width))[None]
-        sx, sy = width / self.width, height / self.height
-        K = self.K.double().clone()
-        K[0] *= sx
-        K[1] *= sy
-        K[0, 2] += 0.5 * sx - 0.5  # pixel centres at integer coordinates (see engine.images)
-        K[1, 2] += 0.5 * sy - 0.5
+        K = scale_intrinsics(self.K.double(), height / self.height, width / self.width)
         return Scene(image, depth, K.float(), self.w2c.clone())
 
     def point_cloud(self, max_points: int | None = None, only_reliable: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -163,11 +153,10 @@ def write_ply(file, xyz: np.ndarray, rgb: np.ndarray) -> Path:
     return out
 
 
-def build_scene(image: np.ndarray, depth_result: DepthResult, height: int = 704, width: int = 1280,
-                fit: str = "crop") -> Scene:
+def build_scene(image: np.ndarray, depth_result: DepthResult, height: int = MODEL_HEIGHT,
+                width: int = MODEL_WIDTH, fit: str = "crop") -> Scene:
     """Fit image, depth and K together to (height, width) and build the seed `Scene` (w2c = I)."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"image must be uint8 [H,W,3], got {getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}")
+    validate.uint8_image(image)
     depth_result.validate(image.shape[0], image.shape[1])
     fitted, f = fit_image(image, height, width, fit)
     depth = f.apply_to_depth(depth_result.depth)

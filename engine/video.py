@@ -6,20 +6,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine import validate
+from engine.atomic import atomic_output
 from engine.errors import InputError
-from engine.fileio import atomic_output
+from engine.model_defaults import FPS
 
 
 def _as_frames(frames, what: str = "frames") -> np.ndarray:
-    arr = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise InputError(f"{what}: expected uint8 [T,H,W,3], got {arr.dtype} {tuple(arr.shape)}")
-    if min(arr.shape[:3]) == 0:
-        raise InputError(f"{what}: empty video {tuple(arr.shape)}")
-    return arr
+    arr = frames if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    return validate.uint8_image(arr, what, frames=True)
 
 
-def write_mp4(file, frames, fps: float = 24, quality_crf: int = 17) -> Path:
+def write_mp4(file, frames, fps: float = FPS, quality_crf: int = 17) -> Path:
     """Write uint8 [T,H,W,3] frames as H.264 (libx264, yuv420p) MP4.
 
     yuv420p needs even sizes: odd heights/widths are padded by one edge-replicated pixel. The file is
@@ -28,8 +26,7 @@ def write_mp4(file, frames, fps: float = 24, quality_crf: int = 17) -> Path:
     import imageio.v2 as imageio
 
     arr = _as_frames(frames)
-    if not (0 < float(fps) <= 240):
-        raise InputError(f"fps must be in (0, 240], got {fps}")
+    fps = validate.fps(fps)
     pad_h, pad_w = arr.shape[1] % 2, arr.shape[2] % 2
     if pad_h or pad_w:
         arr = np.pad(arr, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")

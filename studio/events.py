@@ -301,7 +301,7 @@ def cancel_generation(session):
 
 
 def make_generate(weights_dir):
-    """The generate event fn (wrapped with spaces.GPU where that package exists)."""
+    """The generate event fn."""
 
     @user_errors
     def generate(session, prompt, negative_prompt, steps, guidance, seed, cfg, no_text_encoder=False,
@@ -331,12 +331,9 @@ def make_generate(weights_dir):
         took = time.perf_counter() - started
         return str(file), str(file), f"Done: {len(result.frames)} frames in {took:.0f} s (seed {result.seed})."
 
-    try:
-        import spaces  # type: ignore
-
-        return spaces.GPU(duration=300)(generate)
-    except ImportError:
-        return generate
+    # not a spaces.GPU call itself: on ZeroGPU, studio.zerogpu runs the generation as several GPU calls, each
+    # within its budget (one call could not hold a chunk)
+    return generate
 
 
 def on_unload(request: gr.Request):

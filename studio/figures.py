@@ -18,6 +18,7 @@ import os
 import numpy as np
 import plotly.graph_objects as go
 
+from engine.cameras import look_at_w2c
 from studio.viewcam import SceneBox, plotly_camera_from_pose, to_display
 
 
@@ -220,11 +221,9 @@ def scene_figure(
     traces, meta = camera_traces(aspect=aspect, focus_distance=focus_distance, keyframes=keyframes,
                                  selected=selected, path_centres=path_centres, frame_cameras=frame_cameras,
                                  current=current)
-    if view_w2c is None:
-        from studio.viewcam import w2c_from_look
-
-        view_w2c = w2c_from_look([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
-                                 [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
+    if view_w2c is None:  # behind and above the first camera, looking at the scene centre
+        view_w2c = look_at_w2c([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
+                               [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
         view_distance = 1.9 * focus_distance
     camera = plotly_camera_from_pose(view_w2c, box, view_distance or focus_distance, world_up=True)
     scene = box.layout()

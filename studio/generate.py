@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
-
+from engine import validate
 from engine.errors import InputError, WeightsMissingError
 
-CFG_POLICIES = ("official", "standard")
 _pipelines: dict = {}
 _pipeline_lock = threading.Lock()
 
@@ -70,22 +68,10 @@ def _pipeline(weights_dir, zero_text: bool = False):
 
 
 def validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg) -> dict:
-    if cfg not in CFG_POLICIES:
-        raise InputError(f"CFG policy must be one of {', '.join(CFG_POLICIES)}, got {cfg!r}")
-    try:
-        steps, guidance, seed = int(steps), float(guidance), int(seed)
-    except (TypeError, ValueError):
-        raise InputError("steps, guidance and seed must be numbers") from None
-    if not 1 <= steps <= 200:
-        raise InputError(f"steps must be in 1..200, got {steps}")
-    if not np.isfinite(guidance) or not 0 <= guidance <= 30:
-        raise InputError(f"guidance must be in [0, 30], got {guidance}")
-    if not 0 <= seed < 2**31:
-        raise InputError(f"seed must be in [0, 2^31), got {seed}")
-    if len(prompt or "") > 4000 or len(negative_prompt or "") > 4000:
-        raise InputError("prompts are limited to 4000 characters")
-    return dict(prompt=prompt or "", negative_prompt=negative_prompt or "", num_steps=steps, guidance=guidance,
-                seed=seed, cfg=cfg)
+    """The generate panel's values by engine.validate's rules, as Gen3CPipeline.generate keyword arguments."""
+    options = validate.sampling_options(steps, guidance, cfg, seed, names={"num_steps": "steps", "cfg": "CFG policy"})
+    return dict(prompt=validate.prompt(prompt), negative_prompt=validate.prompt(negative_prompt, "negative prompt"),
+                num_steps=options.num_steps, guidance=options.guidance, seed=options.seed, cfg=options.cfg)
 
 
 def run(session, weights_dir, settings: dict, progress=None, cancel=None):
@@ -100,6 +86,11 @@ def run(session, weights_dir, settings: dict, progress=None, cancel=None):
     if not ok:
         raise WeightsMissingError(message)
     image, depth, fit = session.source
+    from studio import zerogpu
+
+    if zerogpu.active():  # Spaces: the import-time models, in GPU calls that fit the budget
+        return zerogpu.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
+                                cancel=cancel, **settings)
     pipe = _pipeline(weights_dir, zero_text)
     return pipe.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
                          cancel=cancel, **settings)

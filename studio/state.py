@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engine.model_defaults import CHUNK_FRAMES
+
 HISTORY_DEPTH = 64
 PREVIEW_SIZE = (352, 640)  # live frame preview (H, W)
 VIDEO_SIZE = (176, 320)  # whole-path preview video and coverage chart
@@ -85,7 +87,7 @@ class Session:
     preview: Preview | None = None
     path: Any = None  # engine.paths.CameraPath | None
     history: History = field(default_factory=History)
-    num_frames: int = 121
+    num_frames: int = CHUNK_FRAMES
     selected: int = 0  # selected keyframe index
     frame_cams: Any = None  # (w2cs, Ks) of `path` at PREVIEW_SIZE, cached per path
     video_cams: Any = None  # (w2cs, Ks) at VIDEO_SIZE

@@ -18,16 +18,19 @@ frames the scene like the input image. Position, viewing direction and roll are 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
+from engine.cameras import look_at_w2c
 from engine.errors import InputError
+from engine.json_input import parse_json
 
 DISPLAY_FROM_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 WORLD_FROM_DISPLAY = DISPLAY_FROM_WORLD.T
 PLOTLY_FOV_Y_DEG = 45.0  # gl-plot3d default fovy = pi / 4
+# What the browser hooks send (a camera and the axis box) is a few hundred bytes.
+MAX_PAYLOAD_BYTES = 64 * 1024
 
 
 def to_display(points_world: np.ndarray) -> np.ndarray:
@@ -86,27 +89,6 @@ class SceneBox:
         return np.asarray(normalised, dtype=np.float64) / self._scale() + self._mid()
 
 
-def w2c_from_look(position, target, up_world) -> np.ndarray:
-    """OpenCV world-to-camera pose at `position` looking at `target`, image-up towards `up_world`."""
-    position = np.asarray(position, dtype=np.float64)
-    forward = np.asarray(target, dtype=np.float64) - position
-    norm = np.linalg.norm(forward)
-    if not np.isfinite(norm) or norm < 1e-9:
-        raise InputError("camera: eye and look-at point coincide")
-    forward /= norm
-    up = np.asarray(up_world, dtype=np.float64)
-    up = up - up.dot(forward) * forward
-    if np.linalg.norm(up) < 1e-9:
-        raise InputError("camera: up vector is parallel to the viewing direction")
-    down = -up / np.linalg.norm(up)
-    right = np.cross(down, forward)
-    rot_c2w = np.stack([right, down, forward], axis=1)
-    w2c = np.eye(4)
-    w2c[:3, :3] = rot_c2w.T
-    w2c[:3, 3] = -rot_c2w.T @ position
-    return w2c
-
-
 VERTICAL_SIN = 1e-4  # views closer than this (sine of the angle) to straight down/up get FALLBACK_UP
 FALLBACK_UP_DISPLAY = np.array([0.0, 1.0, 0.0])  # straight down/up: the image top points into the scene
 
@@ -132,7 +114,7 @@ def pose_from_plotly_camera(camera: dict, box: SceneBox) -> np.ndarray:
     f, u = forward / np.linalg.norm(forward), up_d / np.linalg.norm(up_d)
     if np.linalg.norm(np.cross(f, u)) < VERTICAL_SIN:
         up_d = FALLBACK_UP_DISPLAY
-    return w2c_from_look(to_world(eye_d), to_world(center_d), to_world(up_d))
+    return look_at_w2c(to_world(eye_d), to_world(center_d), to_world(up_d))
 
 
 def plotly_camera_from_pose(w2c: np.ndarray, box: SceneBox, focus_distance: float,
@@ -164,10 +146,7 @@ def parse_view_payload(text: str) -> tuple[dict, SceneBox | None]:
     """
     if not text or not text.strip():
         raise InputError("3D view camera: nothing received from the browser (is the 3D view shown?)")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        raise InputError("3D view camera: not valid JSON") from None
+    data = parse_json(text, "3D view camera", max_bytes=MAX_PAYLOAD_BYTES)
     if not isinstance(data, dict) or "camera" not in data:
         raise InputError("3D view camera: missing 'camera'")
     box = None

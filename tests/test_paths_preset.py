@@ -14,7 +14,7 @@ import torch
 from reference_fixtures import load_fixture
 
 from paths_helpers import K_REF, H, W
-from engine.cameras import PRESETS, ROTATION_MODES, camera_center, preset_trajectory
+from engine.cameras import PRESETS, ROTATION_MODES, camera_center, preset_poses, preset_trajectory
 from engine.errors import InputError
 from engine.paths import (
     MAX_PRESET_KEYFRAMES,
@@ -159,9 +159,10 @@ def test_timing_edits_keep_the_official_shape():
     assert all(retimed.preset_segments())
     w2cs, _ = retimed.sample(121, H, W)
     # every camera of the retimed path is on the official trajectory (densely sampled), only later or earlier
-    dense, _ = _official("counterclockwise", "no_rotation", 121 * 40 - 39)
+    # (the official formula at 40 fractional positions per frame; more frames than MAX_FRAMES as a trajectory)
+    dense = preset_poses("counterclockwise", np.linspace(0, 120, 121 * 40 - 39), 121, 0.3, "no_rotation")
     ours = camera_center(w2cs.double().numpy())
-    _on_curve(ours, camera_center(dense.double().numpy()), 2e-4)
+    _on_curve(ours, camera_center(dense), 2e-4)
     # the held keyframe: 13 identical frames
     a = int(retimed.key_frames(121)[3])
     assert all(torch.equal(w2cs[a], w2cs[a + i]) for i in range(13)) and not torch.equal(w2cs[a], w2cs[a + 13])

@@ -14,6 +14,7 @@ from paths_helpers import H, W, kf, three_keyframe_path
 from engine.cameras import camera_center, intrinsics_from_fov
 from engine.errors import InputError
 from engine.paths import EASES, CameraPath, Keyframe
+from engine.validate import MAX_FRAMES  # the densest reference sampling a path allows
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_a_held_keyframe_lands_on_a_whole_frame(path3):
 @pytest.mark.parametrize("interp", ["linear", "smooth"])
 def test_holds_and_eases_change_timing_not_shape(path3, interp):
     base = path3.with_options(interpolation=interp)
-    dense = _centres(base, 4001)
+    dense = _centres(base, MAX_FRAMES)
     for timed in (base.with_hold(1, 9), base.with_ease(1, "ease_in_out").with_ease(0, "ease_out"),
                   base.with_hold(0, 3).with_ease(2, "ease_in")):
         _on_curve(_centres(timed, 61), dense, 2e-3)
@@ -145,7 +146,7 @@ def test_ease_in_out_brings_the_camera_to_rest_at_a_keyframe(path3):
     # (on its 20-frame segments the first step is s(1/20) = 0.00725 of the way instead of 0.05)
     assert steps[19] < 0.2 * plain_steps[19] and steps[20] < 0.2 * plain_steps[20]
     # progress along the curve only moves forward (monotone timing)
-    dense = _centres(path3, 8001)
+    dense = _centres(path3, MAX_FRAMES)
     along = [np.argmin(np.linalg.norm(dense - x, axis=1)) for x in c]
     assert np.all(np.diff(along) >= 0)
 

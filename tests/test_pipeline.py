@@ -107,10 +107,19 @@ def make_pipe(dit, depth_calls=None, text_log=None):
         depth_calls.append(img.copy())
         return _depth_for(img)
 
-    pipe = Gen3CPipeline(cfg, Recorder(dit), LinearVAE(), text_encoder_loader=lambda: FakeText(text_log),
+    return Gen3CPipeline(cfg, Recorder(dit), LinearVAE(), text_encoder_loader=lambda: FakeText(text_log),
                          depth_estimator=estimator)
-    pipe._keep_cache = True
-    return pipe
+
+
+def _seed_cache(image):
+    """The cache a run starts from, built independently: the fitted image, its depth (the stand-in estimator's),
+    the seed camera w2c = I with the depth's K."""
+    from engine.cache3d import Cache3D
+    from engine.images import fit_image
+
+    fitted = fit_image(image, H, W)[0]
+    d = _depth_for(fitted)
+    return Cache3D(to_model_tensor(fitted), torch.from_numpy(d.depth)[None], torch.eye(4), torch.from_numpy(d.K))
 
 
 def _image(seed=0):
@@ -161,15 +170,15 @@ def test_one_chunk_shapes_and_conditioning_reach_the_dit(dit):
     assert {"text", "depth", "render", "encode", "denoise", "decode"} <= set(res.timings)
     assert len(depth_calls) == 1  # seed depth only
     assert text_log == [["a room"], "released"]  # empty negative reuses the positive; T5 released after use
-    assert pipe.last_cache.num_buffers == 1
     # progress: every denoising step of the chunk reported
     den = [d["step"] for d in steps if d["stage"] == "denoise"]
     assert den[-2:] == [1, 2] and all(d["num_chunks"] == 1 for d in steps)
 
     calls = pipe.transformer.calls
     assert len(calls) == 4  # 2 steps x (cond + uncond)
+    assert torch.all(calls[0]["condition_mask"][:, 33:] == 0)  # one cache buffer (the seed): buffer 1 is zeros
     # the cache latents the DiT sees are the VAE encodings of the rendered warps and masks
-    images, masks = pipe.last_cache.render(*_cameras(C))
+    images, masks = _seed_cache(image).render(*_cameras(C))
     expected_cache = pipe.encode_cache(images, masks)
     assert expected_cache.shape == (1, 64, 3, 8, 16)
     assert torch.all(expected_cache[:, 32:] == 0)  # one buffer: buffer-1 latents are zeros
@@ -208,17 +217,24 @@ def test_two_chunk_video_uses_last_frame_and_updates_cache(dit):
     n = 2 * (C - 1) + 1
     w2cs, Ks = _cameras(n)
     updates = []
-    res = pipe.generate(_image(), (w2cs, Ks), n, num_steps=2, seed=5)
+    image = _image()
+    res = pipe.generate(image, (w2cs, Ks), n, num_steps=2, seed=5)
     assert res.frames.shape == (n, H, W, 3) and res.warps.shape == (n, H, W, 3) and res.masks.shape == (n, H, W)
-    assert pipe.last_cache.num_buffers == 2
     # chunk 2's depth came from chunk 1's last frame (uint8 round trip)
     assert len(depth_calls) == 2
     np.testing.assert_array_equal(depth_calls[1], res.frames[C - 1])
-    # the new buffer is that frame, placed at the camera of frame C-1
-    torch.testing.assert_close(pipe.last_cache.images[0], to_model_tensor(res.frames[C - 1]))
-    # chunk 2's first-frame condition is that same frame: check what the DiT saw
     calls = pipe.transformer.calls
     assert len(calls) == 8
+    # the new buffer is that frame, placed at the camera of frame C-1: chunk 2's cache latents are the renders
+    # of the seed cache updated (official non-rigid alignment) with that frame and its depth there
+    cache = _seed_cache(image)
+    last = res.frames[C - 1]
+    cache.update(to_model_tensor(last), torch.from_numpy(_depth_for(last).depth)[None], w2cs[C - 1], Ks[C - 1])
+    assert cache.num_buffers == 2
+    torch.testing.assert_close(cache.images[0], to_model_tensor(res.frames[C - 1]))
+    expected_cache = pipe.encode_cache(*cache.render(w2cs[C - 1:], Ks[C - 1:]))
+    torch.testing.assert_close(calls[4]["condition_mask"][:, 1:], expected_cache, rtol=0, atol=1e-5)
+    # chunk 2's first-frame condition is that same frame: check what the DiT saw
     L2 = pipe.encode_condition(to_model_tensor(res.frames[C - 1]))
     torch.testing.assert_close(calls[4]["hidden_states"][:, :, 0], _net_frame0(L2, seed=5), rtol=0, atol=1e-5)
     # one generator seeded once: chunk 2's initial noise is its second draw (frames >= 1 are pure noise at step 0)
@@ -249,12 +265,13 @@ def test_camera_path_input_and_resident_placement(dit):
     pipe.placement = "resident"
     w2cs, Ks = _cameras(5)
     path = CameraPath.from_cameras(w2cs, Ks, H)
-    res = pipe.generate(_image(), path, C, prompt="p", num_steps=1)
+    image = _image()
+    res = pipe.generate(image, path, C, prompt="p", num_steps=1)
     assert res.frames.shape == (C, H, W, 3)
     assert "released" not in text_log and pipe._text_encoder is not None  # resident: T5 kept
     # the DiT saw the path sampled for C frames: the cache render of the last frame moved with the camera
     expected = path.sample(C, H, W)
-    images, _ = pipe.last_cache.render(*expected)
+    images, _ = _seed_cache(image).render(*expected)
     assert np.array_equal(res.warps[-1], ((images[-1, 0].clamp(-1, 1) + 1) * 127.5).round().byte()
                           .permute(1, 2, 0).numpy())
 
@@ -286,7 +303,6 @@ def test_cancel_after_first_step_raises_and_frees(dit):
     pipe.encode_prompts("", DEFAULT_NEGATIVE)  # embeddings are kept by design; count after caching them
     pipe.generate(img, cams, C, num_steps=1, seed=1)  # warm any lazy caches
     pipe.transformer.calls.clear()
-    pipe.last_cache = None
     before = _live_tensors()
     event = threading.Event()
 
@@ -298,7 +314,6 @@ def test_cancel_after_first_step_raises_and_frees(dit):
         pipe.generate(img, cams, C, num_steps=3, seed=1, progress=progress, cancel=event)
     assert len(pipe.transformer.calls) == 2  # exactly one step ran
     pipe.transformer.calls.clear()
-    pipe.last_cache = None
     after = _live_tensors()
     assert after <= before
 

@@ -10,7 +10,8 @@ import pytest
 
 from studio import figures, handlers
 from studio.state import Session
-from studio.viewcam import SceneBox, pose_from_plotly_camera, to_display, w2c_from_look
+from engine.cameras import look_at_w2c
+from studio.viewcam import SceneBox, pose_from_plotly_camera, to_display
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_figure_carries_every_frames_highlight_geometry(base):
 
 
 def test_frustum_sequence_rebuilds_the_python_polyline():
-    w2c = w2c_from_look([0.1, -0.2, 0.3], [1.0, 0.5, 3.0], [0.2, -1.0, 0.0])
+    w2c = look_at_w2c([0.1, -0.2, 0.3], [1.0, 0.5, 3.0], [0.2, -1.0, 0.0])
     pts = figures.frustum_points(w2c, 55.0, 16 / 9, 0.7)
     np.testing.assert_allclose(_polyline(pts, figures.FRUSTUM_SEQUENCE), figures.frustum_lines(w2c, 55.0, 16 / 9, 0.7),
                                equal_nan=True)

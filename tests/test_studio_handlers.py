@@ -11,7 +11,8 @@ from engine.errors import InputError
 from studio import files, handlers
 from studio.figures import POINT_BUDGET, VERTEX_BUDGET
 from studio.state import Session
-from studio.viewcam import plotly_camera_from_pose, w2c_from_look
+from engine.cameras import look_at_w2c
+from studio.viewcam import plotly_camera_from_pose
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_add_keyframe_from_numbers(base):
 
 
 def test_add_keyframe_from_plotly_camera_round_trip(base):
-    pose = w2c_from_look([0.2, -0.1, -0.4], [0.05, 0.0, 1.5], [0.1, -1.0, 0.0])
+    pose = look_at_w2c([0.2, -0.1, -0.4], [0.05, 0.0, 1.5], [0.1, -1.0, 0.0])
     box = handlers.view_box(base)
     camera = plotly_camera_from_pose(pose, box, focus_distance=1.3)
     payload = json.dumps({"camera": camera, "ranges": {a: [box.lo[i], box.hi[i]] for i, a in enumerate("xyz")},

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from engine.cameras import look_at_w2c
 from engine.errors import InputError
 from studio.figures import coverage_figure, to_json, frustum_lines, keyframe_indices_to_draw, scene_figure
 from studio.state import History
@@ -16,7 +17,6 @@ from studio.viewcam import (
     pose_from_plotly_camera,
     to_display,
     to_world,
-    w2c_from_look,
 )
 
 
@@ -24,7 +24,7 @@ def _random_pose(rng) -> np.ndarray:
     pos = rng.normal(size=3)
     target = pos + rng.normal(size=3) * 2
     up = np.array([0.0, -1.0, 0.0]) + 0.3 * rng.normal(size=3)
-    return w2c_from_look(pos, target, up)
+    return look_at_w2c(pos, target, up)
 
 
 def test_display_transform_is_a_rotation_with_up_up():
@@ -37,14 +37,14 @@ def test_display_transform_is_a_rotation_with_up_up():
 
 
 def test_look_at_pose_is_opencv():
-    w2c = w2c_from_look([0, 0, 0], [0, 0, 5], [0, -1, 0])
+    w2c = look_at_w2c([0, 0, 0], [0, 0, 5], [0, -1, 0])
     assert np.allclose(w2c, np.eye(4))
-    w2c = w2c_from_look([1, 2, 3], [1, 2, 10], [0, -1, 0])
+    w2c = look_at_w2c([1, 2, 3], [1, 2, 10], [0, -1, 0])
     assert np.allclose(w2c[:3, :3], np.eye(3)) and np.allclose(w2c[:3, 3], [-1, -2, -3])
     with pytest.raises(InputError):
-        w2c_from_look([0, 0, 0], [0, 0, 0], [0, -1, 0])
+        look_at_w2c([0, 0, 0], [0, 0, 0], [0, -1, 0])
     with pytest.raises(InputError):
-        w2c_from_look([0, 0, 0], [0, 1, 0], [0, -1, 0])
+        look_at_w2c([0, 0, 0], [0, 1, 0], [0, -1, 0])
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -160,21 +160,23 @@ def bench_vae(args) -> dict:
     g = torch.Generator(device=device).manual_seed(0)
     video = (torch.rand(1, 3, frames, height, width, device=device, generator=g) * 2 - 1).to(dtype)
     result = {"bench": "vae", "tiny": args.tiny, **_environment(device), "dtype": str(dtype).replace("torch.", ""),
-              "video_shape": [3, frames, height, width],
+              "video_shape": [3, frames, height, width], "stream_latent_frames": args.stream,
               "tiling": {"tile_height": tiling.tile_height, "tile_width": tiling.tile_width,
-                         "overlap": tiling.overlap}}
+                         "overlap": tiling.overlap, "note": "approximate (tiles do not see each other)"}}
     latents = {}
-    for name, tl in (("untiled", None), ("tiled", tiling)):
+    variants = (("untiled", {}), ("streamed", {"streaming": args.stream}), ("tiled", {"tiling": tiling}))
+    for name, option in variants:
         if name == "untiled" and args.skip_untiled:
             continue
-        tok = VideoVAE(vae, *stats, tiling=tl)
+        tok = VideoVAE(vae, *stats, **option)
         result[f"encode_{name}"] = _timed(lambda: latents.__setitem__(name, tok.encode(video)), device, args)
         lat = latents[name]
         result[f"decode_{name}"] = _timed(lambda: tok.decode(lat), device, args)
     if "untiled" in latents:
         ref = latents["untiled"]
-        result["tiled_vs_untiled_latent_rel_mean_abs"] = ((latents["tiled"] - ref).abs().mean()
-                                                         / ref.abs().mean()).item()
+        for name in ("tiled", "streamed"):
+            result[f"{name}_vs_untiled_latent_rel_mean_abs"] = ((latents[name] - ref).abs().mean()
+                                                               / ref.abs().mean()).item()
     return result
 
 
@@ -190,7 +192,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", dest="compile", action="store_true", default=None)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--no-stock", action="store_true", help="DiT: skip the stock-diffusers timing")
-    parser.add_argument("--skip-untiled", action="store_true", help="VAE: only the tiled path")
+    parser.add_argument("--skip-untiled", action="store_true", help="VAE: only the streamed and tiled paths")
+    parser.add_argument("--stream", type=int, default=1, help="VAE: latent frames per streamed piece (default 1)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 1:
         parser.error("--repeats and --warmup must be >= 1")

@@ -60,14 +60,14 @@ def sample_inputs(sample: str, height: int, width: int):
     return image, depth, build_scene(image, depth, height=height, width=width).K
 
 
-def _full_size_pipeline(device, placement, batch_cfg):
+def full_size_pipeline(device, placement, batch_cfg):
     from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel
 
     from engine.models.config import Gen3CConfig
     from engine.models.dit import GEN3C_7B_NET_CONFIG, diffusers_config_from_official, set_attention, \
         set_qk_norm_eps
-    from engine.models.vae import VaeTiling, VideoVAE
-    from engine.pipeline import Gen3CPipeline
+    from engine.models.vae import VideoVAE
+    from engine.pipeline import LOW_MEMORY_VAE_STREAM, Gen3CPipeline
 
     config = Gen3CConfig()
     default_dtype = torch.get_default_dtype()
@@ -83,9 +83,9 @@ def _full_size_pipeline(device, placement, batch_cfg):
     # built on CPU then moved: built inside a CUDA device context its encode mixes devices (performance.md)
     vae = AutoencoderKLCosmos().to(device=device, dtype=torch.bfloat16).eval().requires_grad_(False)
     n = config.latent_channels * 16
-    tiling = VaeTiling() if placement == "low_memory" else None
+    streaming = LOW_MEMORY_VAE_STREAM if placement == "low_memory" else None
     tokenizer = VideoVAE(vae, torch.zeros(n), torch.ones(n), sigma_data=config.sigma_data,
-                               pixel_chunk=config.chunk_frames, tiling=tiling)
+                         pixel_chunk=config.chunk_frames, streaming=streaming)
     text = _RandomText(config.text_max_length, config.text_dim, device)
     return Gen3CPipeline(config, dit, tokenizer, text_encoder_loader=lambda: text, device=device,
                          dtype=torch.bfloat16, placement=placement, batch_cfg=batch_cfg)
@@ -123,7 +123,7 @@ def run(args) -> dict:
                                                  batch_cfg=args.batch_cfg)
             report["mode"] = "weights"
         else:
-            pipe = _full_size_pipeline(device, args.placement, args.batch_cfg)
+            pipe = full_size_pipeline(device, args.placement, args.batch_cfg)
             report["mode"] = "random-full-size"
     report.update(environment(device))
     report["load_s"] = round(time.perf_counter() - t0, 3)

@@ -1,4 +1,5 @@
-"""`python -m engine bench warp|dit|vae|pipeline [options]`: run one benchmark of `engine.bench` (prints JSON)."""
+"""`python -m engine bench warp|dit|vae|pipeline|fast|gpu [options]`: run one benchmark of `engine.bench` (prints
+JSON)."""
 from __future__ import annotations
 
 import importlib
@@ -9,6 +10,8 @@ BENCHES = {
     "dit": "engine.bench.models",
     "vae": "engine.bench.models",
     "pipeline": "engine.bench.pipeline",
+    "fast": "engine.bench.fast",
+    "gpu": "engine.bench.gpu",
 }
 # dit and vae share a module, which takes the bench name as its first argument
 _TAKES_NAME = {"engine.bench.models"}

@@ -1,10 +1,30 @@
-"""Pieces shared by the engine's commands: reading a camera path file, running a command with clean errors."""
+"""Pieces shared by the engine's commands: the preset flags, reading a camera path file, running a command with
+clean errors."""
 from __future__ import annotations
 
 import json
 import sys
 
 from engine.errors import Cancelled, InputError, WeightsMissingError
+
+
+def add_camera_args(parser) -> None:
+    """The camera flags of preview and generate: --preset or --path, and the preset's --rotation, --distance."""
+    cam = parser.add_mutually_exclusive_group(required=True)
+    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
+    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
+    parser.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
+    parser.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+
+
+def check_preset_args(args) -> None:
+    """--preset, --rotation and --distance by engine.validate's rules (cheap: before any file is read)."""
+    from engine import validate
+    from engine.cameras import PRESETS, ROTATION_MODES
+
+    validate.one_of(args.preset, PRESETS, "--preset")
+    validate.one_of(args.rotation, ROTATION_MODES, "--rotation")
+    validate.movement_distance(args.distance, "--distance")
 
 
 def cameras_from_path_file(file: str, num_frames: int, height: int, width: int):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.model_defaults import CHUNK_FRAMES, MODEL_HEIGHT, MODEL_WIDTH
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -15,9 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--moge", default=None, help="optional MoGe model.pt to copy")
     parser.add_argument("--out", required=True, help="output weights folder")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
-    parser.add_argument("--height", type=int, default=704)
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--chunk-frames", type=int, default=121)
+    parser.add_argument("--height", type=int, default=MODEL_HEIGHT)
+    parser.add_argument("--width", type=int, default=MODEL_WIDTH)
+    parser.add_argument("--chunk-frames", type=int, default=CHUNK_FRAMES)
     parser.add_argument("--overwrite", action="store_true")
     return parser
 

@@ -10,21 +10,19 @@ import sys
 import time
 from pathlib import Path
 
-from engine.cli.common import cameras_from_path_file, run_command
+from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
 from engine.errors import InputError, WeightsMissingError
+from engine.model_defaults import CHUNK_FRAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine generate", description=__doc__.splitlines()[0])
     p.add_argument("--image", required=True, help="input image (PNG/JPEG/WebP/...)")
-    cam = p.add_mutually_exclusive_group(required=True)
-    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
-    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
-    p.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
-    p.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+    add_camera_args(p)
     p.add_argument("--prompt", default="", help="text prompt (default empty, as the official CLI)")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official paragraph)")
-    p.add_argument("--frames", type=int, default=121, help="number of output frames (default 121)")
+    p.add_argument("--frames", type=int, default=CHUNK_FRAMES,
+                   help=f"number of output frames (default {CHUNK_FRAMES}; limit: MAX_FRAMES in engine/validate.py)")
     p.add_argument("--steps", type=int, default=35, help="denoising steps (default 35)")
     p.add_argument("--guidance", type=float, default=1.0, help="CFG guidance g; F = F_c + g (F_c - F_u) (default 1)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -43,26 +41,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default: resident on a GPU with >= 60 GiB, else low_memory), low_memory or resident")
     p.add_argument("--batch-cfg", action="store_true",
                    help="run cond + uncond as one batch-2 forward (same result, more GPU memory)")
+    p.add_argument("--cache", default="none", metavar="MODE",
+                   help="fast mode, APPROXIMATE (reuses DiT work across steps; quality with real weights unmeasured): "
+                        "none (default, exact), first_block, mag or taylorseer (diffusers' cache hooks)")
+    p.add_argument("--cache-threshold", type=float, default=None,
+                   help="fast mode threshold for first_block (default 0.05) and mag (default 0.06)")
     p.add_argument("--no-text-encoder", action="store_true",
                    help="all-zero prompt embeddings (official --disable_prompt_encoder); no T5 needed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--parallel", default=None, metavar="KINDS",
+                   help="under `torchrun --nproc-per-node N -m engine generate ...`: ulysses or ring (split the "
+                        "DiT's tokens over the N ranks; ring only on CUDA), cfg (cond and uncond branches on 2 "
+                        "ranks), or cfg,ulysses / cfg,ring (N = 2k: two groups of k); gloo on CPU, NCCL on GPU "
+                        "(cuda:LOCAL_RANK); every rank loads the weights, only rank 0 writes and prints")
+    p.add_argument("--save-latents", default=None, metavar="FILE",
+                   help="also write each chunk's final latent (float32) to FILE.safetensors (keys chunk_0, ...)")
     return p
 
 
 def _validate_args(args) -> Path:
+    """Every flag checked with engine.validate before anything is read or loaded."""
+    from engine import validate
     from engine.pipeline import PLACEMENTS
-    from engine.sampler import CFG_POLICIES
 
-    if args.frames < 2:
-        raise InputError(f"--frames must be at least 2 (got {args.frames})")
-    if args.steps < 1:
-        raise InputError(f"--steps must be at least 1 (got {args.steps})")
-    if args.seed < 0:
-        raise InputError(f"--seed must be non-negative (got {args.seed})")
-    if args.cfg not in CFG_POLICIES:
-        raise InputError(f"--cfg must be one of {', '.join(CFG_POLICIES)} (got {args.cfg!r})")
-    if args.placement not in PLACEMENTS:
-        raise InputError(f"--placement must be one of {', '.join(PLACEMENTS)} (got {args.placement!r})")
+    validate.frame_count(args.frames, "--frames")
+    validate.sampling_options(args.steps, args.guidance, args.cfg, args.seed,
+                              names={"num_steps": "--steps", "guidance": "--guidance", "cfg": "--cfg",
+                                     "seed": "--seed"})
+    validate.one_of(args.placement, PLACEMENTS, "--placement")
+    validate.prompt(args.prompt, "--prompt")
+    validate.prompt(args.negative_prompt, "--negative-prompt")
+    if args.fov is not None:
+        validate.fov_deg(args.fov, "--fov")
+    if args.preset:
+        check_preset_args(args)
+    _cache_settings(args)
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out must end in .mp4 (got {args.out})")
@@ -71,6 +84,38 @@ def _validate_args(args) -> Path:
     if not out.parent.exists():
         raise InputError(f"--out folder {out.parent} does not exist")
     return out
+
+
+def _latents_path(args) -> Path | None:
+    if args.save_latents is None:
+        return None
+    path = Path(args.save_latents)
+    if path.suffix.lower() != ".safetensors":
+        raise InputError(f"--save-latents must end in .safetensors (got {args.save_latents})")
+    if path.exists() and path.is_dir():
+        raise InputError(f"--save-latents {args.save_latents} is a folder")
+    if not path.parent.exists():
+        raise InputError(f"--save-latents folder {path.parent} does not exist")
+    return path
+
+
+def _save_latents(path: Path, latents) -> None:
+    from safetensors.torch import save_file
+
+    from engine.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        save_file({f"chunk_{k}": x.float().contiguous() for k, x in enumerate(latents)}, str(tmp))
+
+
+def _cache_settings(args):
+    from engine.fast_cache import CACHE_MODES, CacheSettings
+
+    if args.cache not in CACHE_MODES:
+        raise InputError(f"--cache must be one of {', '.join(CACHE_MODES)} (got {args.cache!r})")
+    if args.cache_threshold is not None and args.cache not in ("first_block", "mag"):
+        raise InputError("--cache-threshold applies to --cache first_block or mag")
+    return CacheSettings(args.cache, threshold=args.cache_threshold)
 
 
 def _resolve_weights(weights, zero_text: bool):
@@ -112,16 +157,18 @@ class _Progress:
             self.bar = None
 
 
-def run(args) -> dict:
+def run(args, session=None) -> dict:
+    """One generation; ``session``: this rank's ``engine.parallel.ParallelSession`` under ``--parallel``."""
     import numpy as np
     import torch
 
-    from engine import cameras, depth as depth_mod, images, video
+    from engine import cameras, depth as depth_mod, images, validate, video
     from engine.models.config import Gen3CConfig
     from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline, resolve_placement
 
     t0 = time.perf_counter()
     out = _validate_args(args)
+    latents_out = _latents_path(args)
     root = _resolve_weights(args.weights, args.no_text_encoder)
     config = Gen3CConfig.load(root)
     height, width = int(config.height), int(config.width)
@@ -129,10 +176,21 @@ def run(args) -> dict:
     # inputs first: nothing heavy loads before they are known to be usable
     image = images.load_image(args.image)
     fitted, fit = images.fit_image(image, height, width, args.fit)
+    validate.frame_count(args.frames, "--frames", height=height, width=width)  # the weights' own size
     if args.path:
-
         _, cams = cameras_from_path_file(args.path, args.frames, height, width)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if session is not None:
+        device = session.device
+    depth = None
+    if args.depth:
+        depth = depth_mod.load_depth_file(args.depth, image.shape[0], image.shape[1], fov_y_deg=args.fov)
+        K_model = fit.apply_to_intrinsics(depth.K)
+    if session is not None:  # every rank has validated its inputs, before any of them loads a model
+        from engine.cli.parallel import check_before_weights
+
+        check_before_weights(session, root, config, preset=args.preset, frames=args.frames,
+                             distance=args.distance, rotation=args.rotation)
     moge = args.moge or depth_mod.find_moge_weights(root)
     estimator = None
     if moge is not None:
@@ -145,10 +203,7 @@ def run(args) -> dict:
                     return model.estimate(frame)
                 finally:
                     model.release()
-    if args.depth:
-        depth = depth_mod.load_depth_file(args.depth, image.shape[0], image.shape[1], fov_y_deg=args.fov)
-        K_model = fit.apply_to_intrinsics(depth.K)
-    else:
+    if depth is None:
         if estimator is None:
             raise WeightsMissingError(depth_mod.MOGE_HELP)
         depth = estimator.estimate(fitted) if hasattr(estimator, "estimate") else estimator(fitted)
@@ -162,8 +217,10 @@ def run(args) -> dict:
                                   f"the generated frames: {depth_mod.MOGE_HELP}")
 
     pipe = Gen3CPipeline.from_pretrained(root, device=device, placement=args.placement, depth_estimator=estimator,
-                                         zero_text=args.no_text_encoder, batch_cfg=args.batch_cfg)
-    progress = _Progress(args.quiet)
+                                         zero_text=args.no_text_encoder, batch_cfg=args.batch_cfg,
+                                         parallel=session, cache=_cache_settings(args))
+    main_rank = session is None or session.is_main
+    progress = _Progress(args.quiet or not main_rank)
     try:
         result = pipe.generate(
             image, cams, args.frames, prompt=args.prompt,
@@ -178,18 +235,31 @@ def run(args) -> dict:
     frames = result.frames
     if args.side_by_side:
         frames = video.side_by_side(result.warps, result.frames)
-    video.write_mp4(out, np.ascontiguousarray(frames), fps=result.fps)
-    return {
+    if main_rank:
+        video.write_mp4(out, np.ascontiguousarray(frames), fps=result.fps)
+        if latents_out is not None:
+            _save_latents(latents_out, result.latents)
+    summary = {
         "out": str(out), "frames": int(len(result.frames)), "height": height, "width": width, "fps": result.fps,
         "seed": result.seed, "steps": args.steps, "guidance": args.guidance, "cfg": args.cfg,
-        "device": str(device), "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "device": str(device), "cache": args.cache, "approximate": args.cache != "none",
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    if session is not None:
+        summary["parallel"] = {"plan": str(session.plan), "world_size": session.world_size,
+                               "cfg_degree": session.degrees.cfg, "context_degree": session.degrees.context}
+    return summary
 
 
 def main(argv=None) -> int:
     """CLI entry point; returns the exit status (2 for bad input or missing weights, 130 if cancelled)."""
-    return run_command(run, build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.parallel is not None:
+        from engine.cli.parallel import run_parallel_command
+
+        return run_parallel_command(run, args, args.parallel, args.device)
+    return run_command(run, args)
 
 if __name__ == "__main__":
     sys.exit(main())

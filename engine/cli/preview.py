@@ -14,8 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.cli.common import cameras_from_path_file, run_command
-from engine.errors import InputError, WeightsMissingError
+from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
+from engine.errors import WeightsMissingError
+from engine.model_defaults import CHUNK_FRAMES, FPS, MODEL_HEIGHT, MODEL_WIDTH
+
+# Render sizes the preview accepts (a side); the frame limit scales with the size (engine.validate.frame_count).
+MIN_SIDE, MAX_SIDE = 16, 4096
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,19 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--moge", help="MoGe checkpoint (model.pt path or hub id) to estimate depth")
     p.add_argument("--fov", type=float, default=None, help="vertical FOV in degrees for a depth file without K")
     p.add_argument("--weights", default=None, help="weights folder (looks for moge/model.pt); default $GEN3C_WEIGHTS")
-    cam = p.add_mutually_exclusive_group(required=True)
-    cam.add_argument("--preset", help="official trajectory: left/right/up/down/zoom_in/zoom_out/clockwise/counterclockwise")
-    cam.add_argument("--path", help="camera path file: project JSON, nerfstudio camera_path.json or GEN3C NPZ")
-    p.add_argument("--rotation", default="center_facing", help="preset rotation mode (default center_facing)")
-    p.add_argument("--distance", type=float, default=0.3, help="preset movement distance (default 0.3)")
+    add_camera_args(p)
     p.add_argument("--corrected", action="store_true", help="preset with the official look-at quirk fixed")
-    p.add_argument("--frames", type=int, default=121, help="number of frames (default 121)")
-    p.add_argument("--height", type=int, default=704, help="render height (default 704, the model's)")
-    p.add_argument("--width", type=int, default=1280, help="render width (default 1280, the model's)")
+    p.add_argument("--frames", type=int, default=CHUNK_FRAMES,
+                   help=f"number of frames (default {CHUNK_FRAMES}; limit: MAX_FRAMES in engine/validate.py)")
+    p.add_argument("--height", type=int, default=MODEL_HEIGHT,
+                   help=f"render height (default {MODEL_HEIGHT}, the model's)")
+    p.add_argument("--width", type=int, default=MODEL_WIDTH,
+                   help=f"render width (default {MODEL_WIDTH}, the model's)")
     p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="bring the image to HxW by centre crop or pad")
     p.add_argument("--foreground-masking", action="store_true", help="official foreground (occluder) masking")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--fps", type=int, default=24)
+    p.add_argument("--fps", type=int, default=FPS)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -70,13 +73,17 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from engine import cameras, paths, scene as scene_mod, video
+    from engine import cameras, paths, scene as scene_mod, validate, video
     from engine.cache3d import Cache3D
 
-    if args.frames < 2:
-        raise InputError(f"--frames must be at least 2 (got {args.frames})")
-    if not (16 <= args.height <= 4096 and 16 <= args.width <= 4096):
-        raise InputError(f"--height/--width must be between 16 and 4096 (got {args.height}x{args.width})")
+    # 0. every flag, before any file is read or camera built
+    validate.image_size(args.height, args.width, low=MIN_SIDE, high=MAX_SIDE, name="render size (--height/--width):")
+    validate.frame_count(args.frames, "--frames", height=args.height, width=args.width)
+    validate.fps(args.fps, "--fps")
+    if args.fov is not None:
+        validate.fov_deg(args.fov, "--fov")
+    if args.preset:
+        check_preset_args(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t0 = time.perf_counter()
 
@@ -103,7 +110,7 @@ def run(args) -> dict:
         scene.image.to(device), scene.depth.to(device), scene.w2c.to(device), scene.K.to(device),
         foreground_masking=args.foreground_masking,
     )
-    chunk = 16 if device.type == "cpu" else 121
+    chunk = 16 if device.type == "cpu" else CHUNK_FRAMES
     frames, masks = [], []
     from tqdm import tqdm
 

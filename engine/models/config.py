@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from engine.errors import InputError
+from engine.json_input import MAX_CONFIG_BYTES, read_json_file
+from engine.model_defaults import (
+    AUGMENT_SIGMA,
+    CHUNK_FRAMES,
+    FPS,
+    FRAME_BUFFER_MAX,
+    MODEL_HEIGHT,
+    MODEL_WIDTH,
+    SIGMA_DATA,
+)
 
 CONFIG_NAME = "gen3c.json"
 FORMAT = "gen3c-studio-weights"
@@ -16,18 +26,18 @@ VERSION = 1
 @dataclass(frozen=True)
 class Gen3CConfig:
     """Resolution, chunking and channel facts the pipeline reads instead of hard-coding them."""
-    height: int = 704
-    width: int = 1280
-    chunk_frames: int = 121
-    fps: int = 24
-    sigma_data: float = 0.5
-    frame_buffer_max: int = 2
+    height: int = MODEL_HEIGHT
+    width: int = MODEL_WIDTH
+    chunk_frames: int = CHUNK_FRAMES
+    fps: int = FPS
+    sigma_data: float = SIGMA_DATA
+    frame_buffer_max: int = FRAME_BUFFER_MAX
     text_max_length: int = 512
     text_dim: int = 1024
     latent_channels: int = 16
     spatial_compression: int = 8
     temporal_compression: int = 8
-    augment_sigma: float = 0.001
+    augment_sigma: float = AUGMENT_SIGMA
     tiny: bool = False
 
     def __post_init__(self):
@@ -90,8 +100,4 @@ class Gen3CConfig:
             from engine.errors import WeightsMissingError
             raise WeightsMissingError(f"{path} not found: not a GEN3C Studio weights folder "
                                       "(run `python -m engine convert` or `make-tiny-weights`)")
-        try:
-            data = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
-        return cls.from_json(data, str(path))
+        return cls.from_json(read_json_file(path, str(path), max_bytes=MAX_CONFIG_BYTES), str(path))

@@ -204,17 +204,21 @@ def default_dtype(device) -> torch.dtype:
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
+def attention_backend_name(backend: str, device) -> str:
+    """The diffusers backend name ``set_attention`` uses for ``backend`` on ``device`` (InputError if unknown)."""
+    if backend == "auto":
+        backend = "cudnn" if torch.device(device).type == "cuda" else "native"
+    if backend not in ATTENTION_BACKENDS:
+        raise InputError(f"attention backend {backend!r} is not one of auto, {', '.join(ATTENTION_BACKENDS)}")
+    return ATTENTION_BACKENDS[backend]
+
+
 def set_attention(transformer: torch.nn.Module, backend: str = "auto") -> str:
     """Choose the attention kernel. "auto": cuDNN SDPA on CUDA (fastest measured on H100), native otherwise.
 
     Returns the diffusers backend name used. Unknown names raise InputError.
     """
-    if backend == "auto":
-        device = next(transformer.parameters()).device
-        backend = "cudnn" if device.type == "cuda" else "native"
-    if backend not in ATTENTION_BACKENDS:
-        raise InputError(f"attention backend {backend!r} is not one of auto, {', '.join(ATTENTION_BACKENDS)}")
-    name = ATTENTION_BACKENDS[backend]
+    name = attention_backend_name(backend, next(transformer.parameters()).device)
     transformer.set_attention_backend(name)
     return name
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from engine.errors import InputError
-from engine.fileio import atomic_output
+from engine.atomic import atomic_output
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gen3c-studio" / "prompt_embeds"
 MAX_PROMPT_CHARS = 20_000

@@ -46,12 +46,17 @@ def _randomize(model: torch.nn.Module, generator: torch.Generator) -> None:
                 p.copy_(0.1 * torch.randn(p.shape, generator=generator))
 
 
-def tiny_transformer(in_channels: int, text_dim: int, seed: int):
+def tiny_transformer(in_channels: int, text_dim: int, seed: int, heads: int = 2):
+    """The tiny DiT; ``heads`` splits its width of 64 into that many attention heads."""
     from diffusers import CosmosTransformer3DModel
 
     from engine.models.dit import set_qk_norm_eps
 
-    model = CosmosTransformer3DModel(in_channels=in_channels, out_channels=16, text_embed_dim=text_dim, **TINY_DIT)
+    width = TINY_DIT["num_attention_heads"] * TINY_DIT["attention_head_dim"]
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or width % heads:
+        raise InputError(f"tiny DiT heads must divide its width {width}, got {heads!r}")
+    shape = dict(TINY_DIT, num_attention_heads=heads, attention_head_dim=width // heads)
+    model = CosmosTransformer3DModel(in_channels=in_channels, out_channels=16, text_embed_dim=text_dim, **shape)
     _randomize(model, torch.Generator().manual_seed(seed))
     set_qk_norm_eps(model)
     return model.eval()
@@ -118,11 +123,11 @@ def write_tiny_moge(path, seed: int) -> None:
 
 
 def make_tiny_weights(out_dir, height: int = 64, width: int = 128, chunk_frames: int = 17, seed: int = 0,
-                      overwrite: bool = False, moge: bool = False) -> Path:
+                      overwrite: bool = False, moge: bool = False, dit_heads: int = 2) -> Path:
     """Write a complete tiny weights folder at `out_dir` (atomically) and return its path.
 
     `moge=True` adds a random MoGe v1 (ViT-S backbone, ~44 MB) at moge/model.pt; off by default
-    because it is the one part that is not tiny.
+    because it is the one part that is not tiny. `dit_heads`: attention heads of the DiT (same width).
     """
     from engine.models.config import Gen3CConfig
     from engine.models.weights import atomic_output_dir, save_text_encoder, save_transformer, save_vae
@@ -133,7 +138,7 @@ def make_tiny_weights(out_dir, height: int = 64, width: int = 128, chunk_frames:
         raise InputError(f"chunk_frames {chunk_frames}: at most 121 (16 latent frames of statistics)")
     in_channels = cfg.latent_channels * (1 + 2 * cfg.frame_buffer_max) + 1
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
-        save_transformer(tiny_transformer(in_channels, cfg.text_dim, seed), tmp)
+        save_transformer(tiny_transformer(in_channels, cfg.text_dim, seed, heads=dit_heads), tmp)
         g = torch.Generator().manual_seed(seed + 1)
         n = cfg.latent_channels * 16
         mean, std = 0.2 * torch.randn(n, generator=g), 0.5 + torch.rand(n, generator=g)

@@ -6,7 +6,9 @@ tokenizer's `mean_std.pt`, read channel-major (`view(C, -1)[:, :latent_T]`), and
 vae.decode(latent / sigma_data * s + mu). The weights folder keeps the statistics where diffusers does:
 `latents_mean` / `latents_std` of `vae/config.json`, the same flat channel-major lists (diffusers'
 Cosmos video2world pipeline reads them as `view(1, latent_channels, -1, 1, 1)[:, :, :latent_T]`).
-Optional spatial tiling (overlapping tiles blended with linear ramps) bounds peak memory.
+Low memory: `streaming` (exact; `engine.models.vae_stream`) runs the causal VAE a few latent frames at a time with
+its temporal state carried over; spatial tiling (`VaeTiling`: overlapping tiles blended with linear ramps) is an
+approximation kept as an explicit opt-in (the VAE's GroupNorm and mid-block attention see the whole frame).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.errors import InputError
+from engine.models.vae_stream import stream_decode, stream_encode
 
 # ---- config and key names --------------------------------------------------------------------------
 
@@ -192,10 +195,11 @@ def build_vae(diffusers_config: dict):
 
 @dataclass(frozen=True)
 class VaeTiling:
-    """Spatial tiling in pixels: tiles of `tile_height` x `tile_width` overlapping by at least `overlap`.
+    """Spatial tiling in pixels (approximate: tiles do not see each other): tiles of `tile_height` x `tile_width`
+    overlapping by at least `overlap`. Exact low memory is `VideoVAE(streaming=...)` instead.
 
-    The defaults cover 704x1280 with 2x2 tiles of about a third of the frame each (the "low_memory"
-    placement), bounding the ~30 GB untiled peak to roughly a third.
+    The defaults cover 704x1280 with 2x2 tiles of about a third of the frame each, bounding the ~30 GB untiled
+    peak to roughly a third.
     Overlaps are blended with linear ramps. Sizes are rounded to multiples of the VAE's spatial
     compression. Encode and decode use the same pixel geometry (decode works on latent tiles of
     size / compression).
@@ -292,12 +296,9 @@ def set_latent_stats(vae, mean, std) -> None:
 def read_latent_stats(config_file, latent_channels: int, min_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, std) from a VAE `config.json`, read from the file itself: diffusers would silently fill in
     its own default statistics where the entries are absent."""
-    import json
+    from engine.json_input import MAX_CONFIG_BYTES, read_json_file
 
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{config_file}: not a readable JSON file ({exc.__class__.__name__})") from None
+    config = read_json_file(config_file, str(config_file), max_bytes=MAX_CONFIG_BYTES)
     if not isinstance(config, dict) or not isinstance(config.get("latents_mean"), list) \
             or not isinstance(config.get("latents_std"), list):
         raise InputError(f"{config_file}: no latents_mean/latents_std lists (a folder from an older version: "
@@ -313,14 +314,20 @@ class VideoVAE:
 
     `mean`/`std` are the flat statistics of the Cosmos tokenizer's `mean_std.pt` (latent_channels x 16
     latent frames, channel-major). `pixel_chunk` (e.g. 121) splits longer videos into independently
-    encoded chunks as the official wrapper does (None: the whole video is one chunk). `tiling` (a
-    VaeTiling or None) enables spatial tiling. Batch items are encoded one at a time. Latents are returned in float32.
+    encoded chunks as the official wrapper does (None: the whole video is one chunk). `streaming` (latent frames
+    per streamed piece, or None) runs the VAE in time pieces with its causal state carried over: same result as
+    untiled (to float rounding), a fraction of the memory. `tiling` (a VaeTiling or None) enables spatial tiling,
+    an approximation. Batch items are encoded one at a time. Latents are returned in float32.
     """
 
     def __init__(self, vae, mean: torch.Tensor, std: torch.Tensor, sigma_data: float = 0.5,
-                 pixel_chunk: int | None = None, tiling: VaeTiling | None = None):
+                 pixel_chunk: int | None = None, tiling: VaeTiling | None = None, streaming: int | None = None):
         channels = vae.config.latent_channels
         mean, std = check_latent_stats(mean, std, channels)
+        if streaming is not None and tiling is not None:
+            raise InputError("VAE: choose streaming (exact) or tiling (approximate), not both")
+        if streaming is not None and (not isinstance(streaming, int) or isinstance(streaming, bool) or streaming < 1):
+            raise InputError(f"VAE streaming must be a positive number of latent frames, got {streaming!r}")
         if pixel_chunk is not None and (pixel_chunk < 1 or (pixel_chunk - 1) % vae.config.temporal_compression_ratio):
             raise InputError(f"VAE pixel_chunk {pixel_chunk} must be 1 + a multiple of "
                              f"{vae.config.temporal_compression_ratio}")
@@ -330,6 +337,7 @@ class VideoVAE:
         self.sigma_data = float(sigma_data)
         self.pixel_chunk = pixel_chunk
         self.tiling = tiling
+        self.streaming = streaming
 
     @property
     def spatial_compression(self) -> int:
@@ -389,7 +397,9 @@ class VideoVAE:
         for item in video.split(1):
             item = item.to(self.device, self.dtype)
             fn = lambda x: vae.encode(x).latent_dist.mode()  # noqa: E731
-            if self.tiling is None:
+            if self.streaming is not None:
+                outs.append(stream_encode(vae, item, self.streaming).float())
+            elif self.tiling is None:
                 outs.append(fn(item).float())
             else:
                 (th, tw), overlap = self._tile_latent_geometry()
@@ -405,7 +415,9 @@ class VideoVAE:
         for item in z.split(1):
             item = item.to(self.device, self.dtype)
             fn = lambda x: vae.decode(x).sample  # noqa: E731
-            if self.tiling is None:
+            if self.streaming is not None:
+                outs.append(stream_decode(vae, item, self.streaming).float())
+            elif self.tiling is None:
                 outs.append(fn(item).float())
             else:
                 tile, overlap = self._tile_latent_geometry()
@@ -455,7 +467,8 @@ class VideoVAE:
 
 # ---- loading ---------------------------------------------------------------------------------------------
 
-def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None = None) -> VideoVAE:
+def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None = None,
+             streaming: int | None = None) -> VideoVAE:
     """The VideoVAE of `<weights>/vae` (statistics from its config.json), with sigma_data and pixel chunk
     from gen3c.json.
 
@@ -481,5 +494,6 @@ def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None
                          f"{cfg.latent_channels}")
     if dtype == torch.bfloat16:
         mean, std = mean.bfloat16().float(), std.bfloat16().float()
-    return VideoVAE(vae, mean, std, sigma_data=cfg.sigma_data, pixel_chunk=cfg.chunk_frames, tiling=tiling)
+    return VideoVAE(vae, mean, std, sigma_data=cfg.sigma_data, pixel_chunk=cfg.chunk_frames, tiling=tiling,
+                    streaming=streaming)
 

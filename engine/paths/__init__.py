@@ -11,7 +11,7 @@ time, hold and ease); every edit returns a new path, so undo/redo is a list of p
 * ``engine.paths.files``: project JSON, nerfstudio ``camera_path.json``, GEN3C NPZ, and
   :func:`read_path_file` for a file of any of them.
 """
-from engine.paths.camera_path import INTERPOLATIONS, MAX_FRAMES, MAX_KEYFRAMES, CameraPath
+from engine.paths.camera_path import INTERPOLATIONS, MAX_KEYFRAMES, CameraPath
 from engine.paths.files import (
     MAX_FILE_BYTES,
     PATH_FILE_FORMATS,
@@ -32,6 +32,7 @@ from engine.paths.files import (
 from engine.paths.keyframe import Keyframe
 from engine.paths.preset import MAX_PRESET_KEYFRAMES, PRESET_KEYFRAMES, PathPreset
 from engine.paths.timing import EASES
+from engine.validate import MAX_FRAMES
 
 __all__ = [
     "EASES", "INTERPOLATIONS", "MAX_FILE_BYTES", "MAX_FRAMES", "MAX_KEYFRAMES", "MAX_PRESET_KEYFRAMES",

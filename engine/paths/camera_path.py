@@ -12,19 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.cameras import (
-    camera_center,
-    check_image_size,
-    fov_y_from_intrinsics,
-    intrinsics_from_fov,
-    validate_intrinsics,
-    validate_w2c,
-)
+from engine import validate
+from engine.cameras import camera_center, fov_y_from_intrinsics, intrinsics_from_fov
 from engine.errors import InputError
 from engine.paths.interpolation import INTERPOLATIONS, Spline
 from engine.paths.keyframe import Keyframe
 from engine.paths.preset import PRESET_KEYFRAMES, PathPreset, same_camera
-from engine.paths.timing import MAX_FRAMES, FramePlan, plan_frames
+from engine.paths.timing import FramePlan, plan_frames
+from engine.validate import MAX_FRAMES
 
 MAX_KEYFRAMES = 10000
 # Consecutive cameras of a file this close (w2c entries, FOV degrees) are one held keyframe.
@@ -261,7 +256,7 @@ class CameraPath:
         if K is not None:
             if height is None:
                 raise InputError("a preset path made from K needs the image height K is for")
-            fov_y_deg = fov_y_from_intrinsics(K, check_image_size(height, 1)[0])
+            fov_y_deg = fov_y_from_intrinsics(K, validate.image_size(height, 1)[0])
         preset = PathPreset(kind, rotation, movement_distance, fov_y_deg, num_frames, keyframes, center_depth,
                             corrected, initial_w2c)
         return cls(preset.keyframes, interpolation, constant_speed, preset)
@@ -276,18 +271,13 @@ class CameraPath:
         FOV: sampled cameras have square pixels and a centred principal point (W/2, H/2), as
         the official presets do.
         """
-        W = validate_w2c(w2cs, "w2cs")
-        K = validate_intrinsics(Ks, "Ks")
-        if W.ndim != 3:
-            raise InputError(f"w2cs must have shape [T,4,4], got {list(W.shape)}")
+        if np.ndim(Ks) == 2 and np.ndim(w2cs) == 3:  # one K for every camera
+            Ks = np.broadcast_to(validate.intrinsics(Ks, "Ks", batch=False), (len(w2cs), 3, 3))
+        W, K = validate.camera_batch(w2cs, Ks, unit="frames")
         T = W.shape[0]
         if T > MAX_KEYFRAMES:
             raise InputError(f"too many cameras ({T} > {MAX_KEYFRAMES})")
-        if K.ndim == 2:
-            K = np.broadcast_to(K, (T, 3, 3))
-        if K.shape[0] != T:
-            raise InputError(f"Ks has {K.shape[0]} frames but w2cs has {T}")
-        H, _ = check_image_size(height, 1)
+        H, _ = validate.image_size(height, 1)
         return cls(tuple(runs_as_holds([Keyframe(W[t], fov_y_from_intrinsics(K[t], H)) for t in range(T)])),
                    interpolation, constant_speed)
 
@@ -335,7 +325,7 @@ class CameraPath:
 
     def sample_numpy(self, num_frames: int, height: int, width: int):
         """Like :meth:`sample` but float64 numpy (w2cs [T,4,4], Ks [T,3,3], fovs [T])."""
-        H, W = check_image_size(height, width)
+        H, W = validate.image_size(height, width)
         plan = self._plan(num_frames)
         T = len(plan.s)
         kfs = self.keyframes

@@ -22,18 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.cameras import (
-    check_image_size,
-    invert_pose,
-    opencv_c2w_to_opengl,
-    opengl_c2w_to_opencv,
-    validate_intrinsics,
-    validate_w2c,
-)
+from engine import validate
+from engine.atomic import atomic_write_bytes
+from engine.cameras import invert_pose, opencv_c2w_to_opengl, opengl_c2w_to_opencv
 from engine.errors import InputError
-from engine.fileio import atomic_write_bytes
+from engine.json_input import parse_json
+from engine.model_defaults import FPS
 from engine.paths.camera_path import INTERPOLATIONS, MAX_KEYFRAMES, CameraPath, runs_as_holds
-from engine.paths.keyframe import Keyframe, finite_float
+from engine.paths.keyframe import Keyframe
 from engine.paths.preset import PathPreset
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -84,19 +80,10 @@ def _read_bytes(file, what: str) -> tuple[bytes, str]:
     return data, subject
 
 
-def _reject_constant(name):
-    raise ValueError(f"non-finite number {name}")
-
-
 def _parse_json(data: bytes, subject: str):
-    """JSON from UTF-8 bytes (a leading byte-order mark is allowed); NaN / Infinity are refused."""
-    try:
-        return json.loads(data.decode("utf-8-sig"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise InputError(f"{subject} is not UTF-8 text") from None
-    except (ValueError, RecursionError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{subject} is not valid JSON ({msg})") from None
+    """JSON from UTF-8 bytes (a leading byte-order mark is allowed), depth-checked before parsing; NaN /
+    Infinity are refused (engine.json_input)."""
+    return parse_json(data, subject, max_bytes=MAX_FILE_BYTES)
 
 
 def _atomic_write(file, data: bytes) -> None:
@@ -230,7 +217,7 @@ def _kf_gl_c2w(kf: Keyframe) -> np.ndarray:
     return opencv_c2w_to_opengl(invert_pose(kf.w2c))
 
 
-def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fps: float = 24) -> dict:
+def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fps: float = FPS) -> dict:
     """A nerfstudio ``camera_path.json`` dict for the path rendered at T frames of H x W.
 
     Matrices are OpenGL camera-to-world (x right, y up, looking down -z) in the same world as ours
@@ -242,10 +229,8 @@ def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fp
     """
     if not isinstance(path, CameraPath):
         raise InputError("to_nerfstudio needs a CameraPath")
-    H, W = check_image_size(height, width)
-    fps = finite_float(fps, "fps")
-    if fps <= 0:
-        raise InputError(f"fps must be positive, got {fps!r}")
+    H, W = validate.image_size(height, width)
+    fps = validate.fps(fps)
     w2cs, _, fovs = path.sample_numpy(num_frames, H, W)
     T = w2cs.shape[0]
     aspect = W / H
@@ -286,7 +271,7 @@ def to_nerfstudio(path: CameraPath, num_frames: int, height: int, width: int, fp
     }
 
 
-def save_nerfstudio(path: CameraPath, file, num_frames: int, height: int, width: int, fps: float = 24) -> None:
+def save_nerfstudio(path: CameraPath, file, num_frames: int, height: int, width: int, fps: float = FPS) -> None:
     """Write :func:`to_nerfstudio` to ``file``."""
     d = to_nerfstudio(path, num_frames, height, width, fps)
     _atomic_write(file, json.dumps(d, indent=1, allow_nan=False).encode("utf-8"))
@@ -304,8 +289,8 @@ def _ns_matrix(v, where: str) -> np.ndarray:
         if len(v) > 10000:
             raise InputError(f"{where} string is too long")
         try:
-            v = json.loads(v, parse_constant=_reject_constant)
-        except ValueError:
+            v = parse_json(v, where)
+        except InputError:
             raise InputError(f"{where} string is not a JSON list of 16 numbers") from None
         column_major = True
     M = _flat16(v, where)
@@ -348,10 +333,7 @@ def _nerfstudio_from_dict(d) -> CameraPath:
     kfs = []
     for where, e in _json_objects(entries, f"nerfstudio {label}"):
         gl = _ns_matrix(_get(e, key, where), f"{where} {key}")
-        try:
-            validate_w2c(gl, f"{where} {key}")
-        except InputError as exc:
-            raise InputError(str(exc)) from None
+        validate.w2c(gl, f"{where} {key}", batch=False)
         fov = e.get("fov", default_fov)
         if fov is None:
             raise InputError(f"{where} is missing 'fov'")
@@ -432,15 +414,11 @@ def _keyframe_runs_as_holds(d: dict, kfs: list) -> list:
 # GEN3C NPZ
 
 
-def _check_cameras(w2cs, Ks, what: str) -> tuple[np.ndarray, np.ndarray]:
-    W = validate_w2c(w2cs, f"{what} w2cs_all")
-    K = validate_intrinsics(Ks, f"{what} Ks_all")
-    if W.ndim == 4 or K.ndim == 4:
-        raise InputError(f"{what} cameras have too many dimensions")
-    if W.ndim != 3 or K.ndim != 3:
-        raise InputError(f"{what} needs w2cs_all [T,4,4] and Ks_all [T,3,3]")
-    if W.shape[0] != K.shape[0]:
-        raise InputError(f"{what} w2cs_all has {W.shape[0]} frames but Ks_all has {K.shape[0]}")
+def _check_npz_cameras(w2cs, Ks, what: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        W, K = validate.camera_batch(w2cs, Ks, names=("w2cs_all", "Ks_all"), unit="frames")
+    except InputError as exc:
+        raise InputError(f"{what} {exc}") from None
     if W.shape[0] < 1 or W.shape[0] > MAX_KEYFRAMES:
         raise InputError(f"{what} must hold 1..{MAX_KEYFRAMES} cameras, got {W.shape[0]}")
     return W, K
@@ -456,7 +434,7 @@ def save_npz(file, w2cs, Ks) -> None:
         return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     W = _drop_batch(arr(w2cs), 3)
     K = _drop_batch(arr(Ks), 3)
-    _check_cameras(W, K, "NPZ")
+    _check_npz_cameras(W, K, "NPZ")
     buf = io.BytesIO()
     np.savez(buf, w2cs_all=W.astype(np.float32), Ks_all=K.astype(np.float32))
     _atomic_write(file, buf.getvalue())
@@ -504,7 +482,7 @@ def _npz_cameras(data: bytes, subject: str):
             if a.dtype.kind not in "fiu":
                 raise InputError(f"{subject} entry {key!r} has non-numeric dtype {a.dtype}")
             out[key] = _drop_batch(a, 3)
-    _check_cameras(out["w2cs_all"], out["Ks_all"], subject)
+    _check_npz_cameras(out["w2cs_all"], out["Ks_all"], subject)
     return (torch.from_numpy(out["w2cs_all"].astype(np.float32)),
             torch.from_numpy(out["Ks_all"].astype(np.float32)))
 
@@ -533,7 +511,7 @@ def read_path_file(file, height: int) -> PathFile:
     problem (missing, empty, over ``MAX_FILE_BYTES``, not UTF-8, not JSON, unknown or invalid
     content, pickled NPZ arrays) is an InputError whose message starts with "camera path <name>".
     """
-    check_image_size(height, 1)
+    validate.image_size(height, 1)
     data, subject = _read_bytes(file, "camera path")
     if data[:4] in _ZIP_MAGIC or data.startswith(_NPY_MAGIC):
         w2cs, Ks = _npz_cameras(data, subject)

@@ -6,41 +6,16 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 from scipy.spatial.transform import Rotation
 
-from engine.cameras import check_fov_deg, look_at_w2c, validate_w2c
+from engine import validate
+from engine.cameras import look_at_w2c
 from engine.errors import InputError
 from engine.paths.timing import check_ease, check_hold
+from engine.validate import finite_float, finite_vec3
 
 # Intrinsic axes for R_c2w = Ry(yaw) @ Rx(pitch) @ Rz(roll) (scipy: upper case = intrinsic).
 _YPR_AXES = "YXZ"
-
-
-def finite_vec3(v, name: str) -> np.ndarray:
-    """Three finite numbers (list, numpy or torch) as float64 [3]; anything else is an InputError."""
-    if isinstance(v, torch.Tensor):
-        v = v.detach().cpu().double().numpy()
-    try:
-        a = np.asarray(v, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be 3 numbers") from exc
-    if a.shape != (3,) or not np.all(np.isfinite(a)):
-        raise InputError(f"{name} must be 3 finite numbers")
-    return a
-
-
-def finite_float(v, name: str) -> float:
-    """A finite number (not a bool) as float; anything else is an InputError."""
-    if isinstance(v, bool):
-        raise InputError(f"{name} must be a number, got {v!r}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a number, got {v!r}") from exc
-    if not math.isfinite(f):
-        raise InputError(f"{name} must be finite, got {v!r}")
-    return f
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,14 +45,11 @@ class Keyframe:
     ease: str = "linear"
 
     def __post_init__(self):
-        M = validate_w2c(self.w2c, "keyframe w2c")
-        if M.ndim != 2:
-            raise InputError("keyframe w2c must be a single [4,4] matrix")
-        M = np.array(M, dtype=np.float64)
+        M = np.array(validate.w2c(self.w2c, "keyframe w2c", batch=False), dtype=np.float64)
         M.setflags(write=False)
         object.__setattr__(self, "w2c", M)
         try:
-            fov = check_fov_deg(self.fov_y_deg)
+            fov = validate.fov_deg(self.fov_y_deg)
         except InputError as exc:
             raise InputError(f"keyframe {exc}") from None
         object.__setattr__(self, "fov_y_deg", fov)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.cameras import PRESETS, ROTATION_MODES, check_fov_deg, preset_poses, validate_w2c
+from engine import validate
+from engine.cameras import PRESETS, ROTATION_MODES, preset_poses
 from engine.errors import InputError
 from engine.paths.keyframe import Keyframe
-from engine.paths.timing import MAX_FRAMES
+from engine.validate import MAX_FRAMES
 
 PRESET_KEYFRAMES = 9
 MAX_PRESET_KEYFRAMES = 12
@@ -78,11 +79,11 @@ class PathPreset:
             raise InputError(f"preset corrected must be true or false, got {self.corrected!r}")
         object.__setattr__(self, "corrected", bool(self.corrected))
         try:
-            fov = check_fov_deg(self.fov_y_deg)
+            fov = validate.fov_deg(self.fov_y_deg)
         except InputError as exc:
             raise InputError(f"preset {exc}") from None
         object.__setattr__(self, "fov_y_deg", fov)
-        W0 = np.eye(4) if self.initial_w2c is None else validate_w2c(self.initial_w2c, "preset initial_w2c")
+        W0 = np.eye(4) if self.initial_w2c is None else validate.w2c(self.initial_w2c, "preset initial_w2c")
         if W0.ndim != 2:
             raise InputError("preset initial_w2c must be a single [4,4] matrix")
         W0 = np.array(W0, dtype=np.float64)

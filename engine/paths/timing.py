@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import InputError
+from engine.validate import MAX_FRAMES
 
 EASES = ("linear", "ease_in", "ease_out", "ease_in_out")
-MAX_FRAMES = 100000
 # Frames per segment of the arc-length table used for constant speed (at least).
 _ARC_SAMPLES = 64
 

@@ -25,6 +25,7 @@ import os
 
 import torch
 
+from engine import validate
 from engine.errors import InputError
 from engine.warp import numba_kernel, torch_kernel
 from engine.warp.torch_kernel import DEPTH_WEIGHT_SCALE, NAN_WEIGHT, max_exponent
@@ -60,23 +61,6 @@ def cpu_kernel_name() -> str:
 
 
 # ----------------------------------------------------------------------------------------- checks
-
-def _check_cameras(w2cs: torch.Tensor, Ks: torch.Tensor) -> int:
-    if not isinstance(w2cs, torch.Tensor) or w2cs.dim() != 3 or tuple(w2cs.shape[1:]) != (4, 4):
-        raise InputError(f"w2cs must be a [B,4,4] tensor, got {_shape(w2cs)}")
-    if not isinstance(Ks, torch.Tensor) or Ks.dim() != 3 or tuple(Ks.shape[1:]) != (3, 3):
-        raise InputError(f"Ks must be a [B,3,3] tensor, got {_shape(Ks)}")
-    if len(w2cs) != len(Ks):
-        raise InputError(f"w2cs and Ks disagree in batch size: {len(w2cs)} vs {len(Ks)}")
-    if not bool(torch.isfinite(w2cs).all()):
-        raise InputError("w2cs contain NaN or infinite values")
-    if not bool(torch.isfinite(Ks).all()):
-        raise InputError("Ks contain NaN or infinite values")
-    det = torch.linalg.det(Ks.detach().double().cpu()) if len(Ks) else torch.ones(1, dtype=torch.float64)
-    if bool((det.abs() < 1e-12).any()):
-        raise InputError("an intrinsics matrix K is not invertible (zero focal length?)")
-    return len(w2cs)
-
 
 def _shape(x) -> str:
     return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
@@ -120,15 +104,10 @@ def _prepare_sources(points, colors, valid, batch, source_index, check_finite=Tr
     return points, colors, valid, source_index
 
 
-def _check_size(height, width):
-    if not (isinstance(height, int) and isinstance(width, int)) or height < 1 or width < 1:
-        raise InputError(f"height and width must be positive integers, got {height!r} x {width!r}")
-
-
 # ------------------------------------------------------------------------------------------ splat
 
 def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, render_depth=False,
-          source_index=None, chunk=None, check_points=True):
+          source_index=None, chunk=None, check_inputs=True):
     """Official GEN3C depth-weighted bilinear splat of B items in one call.
 
     Args:
@@ -143,17 +122,20 @@ def splat(points, colors, valid, w2cs, Ks, height, width, *, norm_group=2, rende
             item b uses set b when S == B).
         chunk: items per batch of work (rounded up to a multiple of ``norm_group``); default sized
             to a memory budget.
-        check_points: verify the points are finite (callers that built them, like Cache3D, skip it).
+        check_inputs: check the cameras (:func:`engine.validate.camera_batch`: rigid w2c, pinhole K) and
+            that the points are finite; callers that built and checked them (Cache3D) pass False and
+            give float tensors.
 
     Returns:
         ``images [B,C,H,W]`` (holes -1), ``masks [B,1,H,W]`` float {0,1} (+ ``depth [B,1,H,W]``),
         on the device of ``points``.
     """
-    _check_size(height, width)
-    if not isinstance(norm_group, int) or norm_group < 1:
-        raise InputError(f"norm_group must be a positive integer, got {norm_group!r}")
-    B = _check_cameras(w2cs, Ks)
-    points, colors, valid, src = _prepare_sources(points, colors, valid, B, source_index, check_points)
+    height, width = validate.image_size(height, width, name="splat")
+    norm_group = validate.integer(norm_group, "norm_group", 1)
+    if check_inputs:
+        w2cs, Ks = (torch.from_numpy(c) for c in validate.camera_batch(w2cs, Ks))
+    B = len(w2cs)
+    points, colors, valid, src = _prepare_sources(points, colors, valid, B, source_index, check_inputs)
     device, dtype = points.device, points.dtype
     w2cs = w2cs.to(device=device, dtype=dtype)
     Ks = Ks.to(device=device, dtype=dtype)

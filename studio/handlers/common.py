@@ -1,23 +1,20 @@
 """Input checks and session look-ups shared by the studio handlers."""
 from __future__ import annotations
 
-import math
+import numpy as np
 
+from engine import validate
 from engine.errors import InputError
+from engine.model_defaults import MODEL_SIZE
+from engine.validate import finite_float
 from studio.state import Session
 
-MODEL_SIZE = (704, 1280)
 
-
-def finite(value, name: str) -> float:
-    """`value` as a finite float, else InputError naming `name`."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise InputError(f"{name} must be finite, got {value!r}")
-    return v
+def vec3(values, name: str) -> np.ndarray:
+    """Three numbers typed as "x y z" / "x, y, z" or given as a list, checked by engine.validate."""
+    if isinstance(values, str):
+        values = [v for v in values.replace(",", " ").split() if v]
+    return validate.finite_vec3(values, name)
 
 
 def require_scene(session: Session | None) -> Session:
@@ -40,7 +37,7 @@ def selected_index(session: Session) -> int:
 
 def frame_index(session: Session, frame) -> int:
     """`frame` as a path frame number in 0..num_frames-1, else InputError."""
-    t = int(round(finite(frame, "frame")))
+    t = int(round(finite_float(frame, "frame")))
     if not 0 <= t < session.num_frames:
         raise InputError(f"frame {t} out of range 0..{session.num_frames - 1}")
     return t

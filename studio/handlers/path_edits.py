@@ -5,18 +5,21 @@ Each edit takes a Session and returns a new one with its history recorded; bad i
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
 
+from engine import validate
+from engine.cameras import look_at_w2c
 from engine.errors import InputError
-from studio.handlers.common import finite, frame_index, require_path, require_scene, selected_index
+from engine.json_input import parse_json
+from engine.model_defaults import CHUNK_FRAMES
+from studio.handlers.common import frame_index, require_path, require_scene, selected_index, vec3
 from studio.handlers.view3d import view_box
 from studio.state import PREVIEW_SIZE, History, Session
-from studio.viewcam import parse_view_payload, pose_from_plotly_camera, to_world, w2c_from_look
+from studio.viewcam import MAX_PAYLOAD_BYTES, parse_view_payload, pose_from_plotly_camera, to_world
 
-CHUNK_CHOICES = (1, 2, 3, 4)  # video length in chunks: 120 * N + 1 frames
+CHUNK_CHOICES = (1, 2, 3, 4)  # video length in chunks: (CHUNK_FRAMES - 1) * N + 1 = 120 N + 1 frames
 DEFAULT_PRESET = dict(kind="zoom_in", rotation="center_facing", distance=0.3, chunks=1, corrected=False)
 
 
@@ -27,19 +30,7 @@ def frames_for_chunks(chunks) -> int:
         raise InputError(f"video length must be 1-4 chunks, got {chunks!r}") from None
     if n not in CHUNK_CHOICES:
         raise InputError(f"video length must be 1-4 chunks, got {chunks!r}")
-    return 120 * n + 1
-
-
-def _vec3(values, name: str) -> np.ndarray:
-    if isinstance(values, str):
-        values = [v for v in values.replace(",", " ").split() if v]
-    try:
-        items = list(values)
-    except TypeError:
-        raise InputError(f"{name} must be three numbers, got {values!r}") from None
-    if len(items) != 3:
-        raise InputError(f"{name} must be three numbers (x, y, z), got {len(items)}")
-    return np.array([finite(v, f"{name} {a}") for v, a in zip(items, "xyz")])
+    return (CHUNK_FRAMES - 1) * n + 1
 
 
 def set_preset(session: Session | None, kind: str, rotation: str, distance, chunks, corrected: bool = False,
@@ -53,9 +44,7 @@ def set_preset(session: Session | None, kind: str, rotation: str, distance, chun
         raise InputError(f"unknown preset {kind!r}; valid: {', '.join(cameras.PRESETS)}")
     if rotation not in cameras.ROTATION_MODES:
         raise InputError(f"unknown rotation mode {rotation!r}; valid: {', '.join(cameras.ROTATION_MODES)}")
-    dist = finite(distance, "movement distance")
-    if not 0 < abs(dist) <= 10:
-        raise InputError(f"movement distance must be in (0, 10], got {distance!r}")
+    dist = validate.movement_distance(distance)
     frames = frames_for_chunks(chunks)
     scene = session.scene
     interp = session.path.interpolation if session.path is not None else "smooth"
@@ -107,9 +96,9 @@ def add_keyframe(session: Session, position, look_at, fov_y_deg=None, roll_deg=0
     from engine.paths import Keyframe
 
     session = require_scene(session)
-    pos, target = _vec3(position, "position"), _vec3(look_at, "look-at")
-    fov = _scene_fov(session) if fov_y_deg in (None, "") else finite(fov_y_deg, "FOV")
-    kf = Keyframe.from_look_at(pos, target, fov, finite(roll_deg or 0.0, "roll"))
+    pos, target = vec3(position, "position"), vec3(look_at, "look-at")
+    fov = _scene_fov(session) if fov_y_deg in (None, "") else validate.finite_float(fov_y_deg, "FOV")
+    kf = Keyframe.from_look_at(pos, target, fov, validate.finite_float(roll_deg or 0.0, "roll"))
     return _insert(session, _insert_index(session, index), kf)
 
 
@@ -119,7 +108,7 @@ def _insert_index(session: Session, index) -> int:
     n = len(session.path.keyframes)
     if index in (None, ""):
         return n
-    i = int(finite(index, "keyframe index"))
+    i = int(validate.finite_float(index, "keyframe index"))
     if not 0 <= i <= n:
         raise InputError(f"keyframe index {i} out of range 0..{n}")
     return i
@@ -128,15 +117,10 @@ def _insert_index(session: Session, index) -> int:
 def _view_fov(session: Session, payload: str) -> float:
     """The FOV of the frame the 3D view shows (the payload's "fov"), else the selected keyframe's, else the
     scene's."""
-    try:
-        fov = json.loads(payload).get("fov")
-    except (TypeError, ValueError, AttributeError):
-        fov = None
+    data = parse_json(payload, "3D view camera", max_bytes=MAX_PAYLOAD_BYTES)
+    fov = data.get("fov") if isinstance(data, dict) else None
     if fov is not None:
-        fov = finite(fov, "3D view FOV")
-        if not 1.0 <= fov <= 170.0:
-            raise InputError(f"3D view FOV must be in 1..170 degrees, got {fov:g}")
-        return fov
+        return validate.fov_deg(fov, "3D view FOV")
     if session.path is not None:
         return float(session.path.keyframes[selected_index(session)].fov_y_deg)
     return _scene_fov(session)
@@ -185,7 +169,7 @@ def add_keyframe_at_frame(session: Session, frame) -> Session:
 
 def select_keyframe(session: Session, index) -> Session:
     session = require_path(session)
-    i = int(finite(index, "keyframe number"))
+    i = int(validate.finite_float(index, "keyframe number"))
     n = len(session.path.keyframes)
     if not 0 <= i < n:
         raise InputError(f"keyframe {i + 1} does not exist (1..{n})")
@@ -211,11 +195,9 @@ def duplicate_keyframe(session: Session) -> Session:
 def set_hold(session: Session, frames) -> Session:
     """Hold the selected keyframe for `frames` frames (0: the camera passes through)."""
     session = require_path(session)
-    n = finite(frames, "hold")
-    if n != int(n) or n < 0:
-        raise InputError(f"hold must be a whole number of frames >= 0, got {frames!r}")
+    n = validate.integer(validate.finite_float(frames, "hold"), "hold", low=0)
     i = selected_index(session)
-    path = session.path.with_hold(i, int(n))
+    path = session.path.with_hold(i, n)
     path.key_frames(session.num_frames) if path.can_animate else None  # holds that do not fit: InputError
     return session.with_path(path)
 
@@ -250,33 +232,30 @@ def set_interpolation(session: Session, interpolation: str, constant_speed: bool
 def look_at_clicked_point(session: Session, payload: str) -> Session:
     """Turn the selected keyframe toward a clicked cloud point (payload from studio.js.CLICK_HOOK_JS)."""
     session = require_path(session)
-    try:
-        data = json.loads(payload)
-        point = to_world(np.array([float(data[a]) for a in "xyz"]))
-    except (TypeError, ValueError, KeyError, json.JSONDecodeError):
-        raise InputError("clicked point: expected JSON with x, y, z numbers") from None
-    if not np.isfinite(point).all():
-        raise InputError("clicked point: non-finite coordinates")
+    data = parse_json(payload, "clicked point", max_bytes=MAX_PAYLOAD_BYTES)
+    if not isinstance(data, dict) or not all(a in data for a in "xyz"):
+        raise InputError("clicked point: expected JSON with x, y, z numbers")
+    point = to_world(validate.finite_vec3([data[a] for a in "xyz"], "clicked point"))
     i = selected_index(session)
     kf = session.path.keyframes[i]
     up = -kf.rotation[:, 1]  # keep the keyframe's roll as far as the new direction allows
-    w2c = w2c_from_look(kf.position, point, up)
+    w2c = look_at_w2c(kf.position, point, up)
     return session.with_path(session.path.with_keyframe(i, replace(kf, w2c=w2c)))
 
 
 def undo(session: Session) -> Session:
-    session = require_scene(session)
-    history, path = session.history.undo(session.path)
-    if path is False:
-        raise InputError("nothing to undo")
-    return _restore(session, history, path)
+    return _history_step(session, "undo")
 
 
 def redo(session: Session) -> Session:
+    return _history_step(session, "redo")
+
+
+def _history_step(session: Session, direction: str) -> Session:
     session = require_scene(session)
-    history, path = session.history.redo(session.path)
+    history, path = getattr(session.history, direction)(session.path)
     if path is False:
-        raise InputError("nothing to redo")
+        raise InputError(f"nothing to {direction}")
     return _restore(session, history, path)
 
 

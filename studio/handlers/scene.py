@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine import validate
 from engine.errors import InputError
+from engine.images import FIT_MODES
+from engine.model_defaults import FILTER_THRESHOLD
 from studio import figures, persist
-from studio.handlers.common import MODEL_SIZE, finite
+from studio.handlers.common import MODEL_SIZE
 from studio.handlers.path_edits import DEFAULT_PRESET, set_preset
 from studio.state import PREVIEW_SIZE, VIDEO_SIZE, History, Preview, Session
 
-OFFICIAL_FILTER_THRESHOLD = 0.05
 FIT_PREVIEW_SIZE = VIDEO_SIZE  # the crop/pad thumbnail (H, W): a quarter of the model frame
 
 
@@ -25,7 +27,7 @@ def preview_cache(small_scene, model_height: int, foreground_masking: bool = Fal
 
     scale = model_height / small_scene.height
     return Cache3D(small_scene.image, small_scene.depth, small_scene.w2c, small_scene.K,
-                   filter_points_threshold=OFFICIAL_FILTER_THRESHOLD * scale,
+                   filter_points_threshold=FILTER_THRESHOLD * scale,
                    foreground_masking=bool(foreground_masking))
 
 
@@ -80,15 +82,6 @@ def load_sample(session: Session | None, name: str) -> Session:
     return _scene_session(session, scene, (image, depth, "crop"), f"sample: {name}", {"sample": name})
 
 
-def _fov_arg(fov_y_deg):
-    if fov_y_deg in (None, "", 0):
-        return None
-    fov = finite(fov_y_deg, "FOV")
-    if not 1.0 <= fov <= 170.0:
-        raise InputError(f"FOV must be in 1..170 degrees, got {fov:g}")
-    return fov
-
-
 def load_upload(session: Session | None, image_file, depth_file=None, fov_y_deg=None, fit: str = "crop",
                 weights_dir=None, progress=None) -> Session:
     """A scene from an uploaded image, with depth from an uploaded file or MoGe (when its weights exist).
@@ -100,11 +93,10 @@ def load_upload(session: Session | None, image_file, depth_file=None, fov_y_deg=
 
     if image_file is None:
         raise InputError("upload an image first")
-    if fit not in ("crop", "pad"):
-        raise InputError(f"fit must be 'crop' or 'pad', got {fit!r}")
+    validate.one_of(fit, FIT_MODES, "fit")
     image = images.load_image(str(image_file))
     h, w = image.shape[:2]
-    fov = _fov_arg(fov_y_deg)
+    fov = None if fov_y_deg in (None, "", 0) else validate.fov_deg(fov_y_deg, "FOV")
     if depth_file is not None:
         result = depth_mod.load_depth_file(str(depth_file), h, w, fov_y_deg=fov)
         source = "depth file"
@@ -180,8 +172,7 @@ def fit_preview(image_file, fit: str = "crop") -> tuple[np.ndarray, str]:
 
     if image_file is None:
         raise InputError("upload an image first")
-    if fit not in ("crop", "pad"):
-        raise InputError(f"fit must be 'crop' or 'pad', got {fit!r}")
+    validate.one_of(fit, FIT_MODES, "fit")
     image = images.load_image(str(image_file))
     plan = images.plan_fit(image.shape[:2], *MODEL_SIZE, mode=fit)
     # a thumbnail of the fitted frame: fit a small copy the same way (same crop / padding proportions)

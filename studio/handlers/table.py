@@ -12,7 +12,8 @@ import json
 import numpy as np
 
 from engine.errors import InputError
-from studio.handlers.common import finite, require_path, selected_index
+from engine.validate import finite_float
+from studio.handlers.common import require_path, selected_index
 from studio.state import Session
 
 TABLE_LOOK = ["#", "x", "y", "z", "look x", "look y", "look z", "fov"]
@@ -145,7 +146,7 @@ def edit_table(session: Session, rows, mode: str = "look-at") -> Session:
     for i, (new, old) in enumerate(zip(rows, current)):
         if len(new) < 8:
             raise InputError(f"row {i + 1}: expected 8 columns, got {len(new)}")
-        vals = [finite(v, f"row {i + 1} {name}") for v, name in zip(new[1:8], TABLE_LOOK[1:])]
+        vals = [finite_float(v, f"row {i + 1} {name}") for v, name in zip(new[1:8], TABLE_LOOK[1:])]
         if np.allclose(vals, old[1:8], rtol=0, atol=5e-5):
             continue
         kf = path.keyframes[i]
