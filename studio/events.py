@@ -13,11 +13,13 @@ import time
 import gradio as gr
 
 from engine.errors import Cancelled, InputError
+from engine.json_input import parse_json
 from studio import figures, files, handlers, persist
 from studio import generate as gen
 from studio.figures import coverage_figure
 from studio.messages import status_html, user_errors
 from studio.state import COVERAGE_WARN, Session
+from studio.viewcam import MAX_PAYLOAD_BYTES
 
 # the outputs of every path/scene action, in this order
 REFRESH = ("session", "plot", "table", "frame", "selected", "summary", "revision", "undo", "redo",
@@ -129,25 +131,20 @@ def _table_again(session, frame, table_mode, *args):
 def edit_cell(session, frame, table_mode, payload):
     """One cell of the keyframe list, sent by the browser as JSON {row, column, value}; a rejected value
     re-sends the list as it was (the cell shows its old value again) and says why in the status area."""
-    import json
-
-    try:
-        data = json.loads(payload)
-        row, column, value = data["row"], data["column"], data["value"]
-    except (TypeError, ValueError, KeyError):
-        raise InputError("keyframe table: malformed edit from the browser") from None
+    data = parse_json(payload, "keyframe table edit", max_bytes=MAX_PAYLOAD_BYTES)
+    if not isinstance(data, dict) or not {"row", "column", "value"} <= set(data):
+        raise InputError("keyframe table: malformed edit from the browser")
+    row, column, value = data["row"], data["column"], data["value"]
     return refresh(handlers.edit_cell(session, row, column, value, table_mode), frame, table_mode)
 
 
 @user_errors(outputs=N_REFRESH, status=STATUS)
 def select_from_list(session, frame, table_mode, payload):
     """A keyframe picked in the list (the browser sends its 0-based index as JSON {index})."""
-    import json
-
-    try:
-        index = int(json.loads(payload)["index"])
-    except (TypeError, ValueError, KeyError):
-        raise InputError("keyframe list: malformed selection from the browser") from None
+    data = parse_json(payload, "keyframe list selection", max_bytes=MAX_PAYLOAD_BYTES)
+    if not isinstance(data, dict) or "index" not in data:
+        raise InputError("keyframe list: malformed selection from the browser")
+    index = data["index"]
     return refresh(handlers.select_keyframe(session, index), frame, table_mode)
 
 

@@ -199,4 +199,4 @@ def overview_pose(points_world: np.ndarray, view_fov_y_deg: float, aspect: float
     # the eye sits at centre - D * forward; a point is inside when |x| <= tx (D + z) and |y| <= ty (D + z)
     distance = float(max(np.max(np.abs(x) * margin / tx - z), np.max(np.abs(y) * margin / ty - z), 1e-3))
     eye = centre - distance * forward
-    return w2c_from_look(eye, centre, up), distance
+    return look_at_w2c(eye, centre, up), distance

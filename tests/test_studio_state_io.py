@@ -183,3 +183,23 @@ def test_no_text_encoder_mode_needs_no_t5(tiny_weights_dir, tmp_path):
     assert not ok and "about 45 GB" in message and "<details>" in message and "No text encoder" in message
     ok, message = gen.weights_status(folder, zero_text=True)
     assert ok and "no text encoder" in message
+
+
+def test_cpu_threads_for_the_app(monkeypatch):
+    import torch
+
+    from studio.runtime import THREADS_ENV, limit_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(THREADS_ENV, "1")
+        assert limit_cpu_threads() == 1 and torch.get_num_threads() == 1
+        for bad in ("0", "two"):
+            monkeypatch.setenv(THREADS_ENV, bad)
+            with pytest.raises(ValueError, match=THREADS_ENV):
+                limit_cpu_threads()
+        monkeypatch.delenv(THREADS_ENV)
+        expected = None if torch.cuda.is_available() else 1
+        assert limit_cpu_threads() == expected
+    finally:
+        torch.set_num_threads(before)

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from engine import validate
 from engine.errors import InputError
 from engine.validate import finite_float
 from studio.handlers.common import require_path, selected_index
@@ -97,19 +98,15 @@ def edit_cell(session: Session, row, column: str, value, mode: str = "look-at") 
         if value not in EASES:
             raise InputError(f"keyframe {i + 1} ease must be one of {', '.join(EASES)}, got {value!r}")
         return session.with_path(session.path.with_ease(i, value))
-    v = finite(value, f"keyframe {i + 1} {column}")
+    v = finite_float(value, f"keyframe {i + 1} {column}")
     if column == "hold":
-        if v != int(v) or v < 0:
-            raise InputError(f"keyframe {i + 1} hold must be a whole number of frames >= 0, got {value!r}")
-        path = session.path.with_hold(i, int(v))
+        path = session.path.with_hold(i, validate.integer(v, f"keyframe {i + 1} hold", low=0))
         if path.can_animate:
             path.key_frames(session.num_frames)  # holds that do not fit the clip: InputError
         return session.with_path(path)
     col = headers.index(column)
     if column == "fov":
-        if not 1.0 <= v <= 170.0:
-            raise InputError(f"keyframe {i + 1} fov must be in 1..170 degrees, got {v:g}")
-        return _replace(session, i, kf.with_fov(v), session.targets.get(kf))
+        return _replace(session, i, kf.with_fov(validate.fov_deg(v, f"keyframe {i + 1} fov")), session.targets.get(kf))
     if col <= 3:  # a position
         pos = kf.position.copy()
         pos[col - 1] = v

@@ -71,12 +71,12 @@ def test_a_rejected_value_goes_back_and_says_why(studio_page):
     assert "keyframe 2 z must be a number, got 'abc'" in drv.status_text(page)
     assert _rows(page) == rows
     _type_into(page, 2, "fov", "400")
-    page.wait_for_function("() => /fov must be in 1..170/.test(document.querySelector('#studio-status').innerText)")
+    page.wait_for_function("() => /fov must be in \\(1, 179\\)/.test(document.querySelector('#studio-status').innerText)")
     assert drv.cell(page, 2, "fov").input_value() == "60"
     drv.screenshot(page, "table-02-rejected", full_page=False)
     # the message stays until the next action
     page.wait_for_timeout(11_000)
-    assert "fov must be in 1..170" in drv.status_text(page)
+    assert "fov must be in (1, 179) degrees" in drv.status_text(page)
     _type_into(page, 2, "fov", "50")
     drv.wait_list_value(page, 2, "fov", "50")
     assert drv.status_text(page) == ""
