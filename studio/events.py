@@ -26,6 +26,7 @@ REFRESH = ("session", "plot", "table", "frame", "selected", "summary", "revision
            "interpolation", "constant_speed", "chunks",  # the API's original twelve
            "cameras", "keyframe_list", "preview", "coverage", "browser_state", "status")
 N_REFRESH = len(REFRESH)
+PATH_VIDEO_SETTLE_S = 0.4
 STATUS = REFRESH.index("status")
 SCENE_EXTRA = ("preset", "rotation", "distance", "corrected", "sample")  # after the scene status + REFRESH
 
@@ -270,6 +271,9 @@ def path_video(session, frame=0):
     revision = session.revision
     stride = handlers.preview_stride()
     stale = lambda: not session.latest.is_current(revision)  # noqa: E731 - a newer edit is on its way
+    time.sleep(PATH_VIDEO_SETTLE_S)  # let a run of quick edits finish first: their previews come before the video
+    if stale():
+        return gr.skip(), gr.skip(), gr.skip()
     out = handlers.render_path(session, bool(session.view.get("holes")), stride, stale=stale)
     if out is None or stale():
         return gr.skip(), gr.skip(), gr.skip()  # the newer edit's render will show

@@ -58,7 +58,7 @@ def _to_rgb(image, mask, show_holes: bool) -> np.ndarray:
     return rgb
 
 
-PATH_CHUNK = 8  # frames rendered at a time for the path video (a newer edit stops the render between chunks)
+PATH_CHUNK = 4  # frames rendered at a time for the path video (a newer edit stops the render between chunks)
 
 
 def render_path(session: Session, show_holes: bool = False, stride: int = 1, stale=None):

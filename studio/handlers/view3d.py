@@ -132,6 +132,7 @@ def camera_payload(session: Session | None, frame=None) -> str:
     views = [plotly_camera_from_pose(w2c, box, focus) for w2c, _ in keyframes]
     return json.dumps({
         "revision": session.revision,
+        "frame": current,
         "first_trace": figures.CAMERA_TRACES[0],
         "traces": traces,
         "frames": meta,

@@ -103,7 +103,9 @@
       return P.react(g, data, layout);
     }).then(() => {
       g.__studioApplying = false;
-      g.__studioHighlighted = null;
+      // the payload's current-frame camera is the slider's frame unless the slider moved since: restyle only then
+      const pts = c.frames && c.frames.points;
+      g.__studioHighlighted = pts && c.frame === Math.round(Number(S.frame) || 0) ? pts[c.frame] : null;
       updateFrame();
       showFrame(S.frame, true);
     });
