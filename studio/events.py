@@ -371,8 +371,8 @@ def make_generate(weights_dir):
 
     @user_errors
     def generate(session, prompt, negative_prompt, steps, guidance, seed, cfg, no_text_encoder=False,
-                 progress=gr.Progress()):
-        settings = gen.validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg)
+                 fast_mode="none", progress=gr.Progress()):
+        settings = gen.validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg, fast_mode)
         session = handlers.require_motion(current(session))
         settings["foreground_masking"] = bool(session.preview.foreground_masking)
         if no_text_encoder:

@@ -67,11 +67,25 @@ def _pipeline(weights_dir, zero_text: bool = False):
         return _pipelines[key]
 
 
-def validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg) -> dict:
+def fast_mode_choices() -> list[tuple[str, str]]:
+    """(label, engine cache mode) of the fast-mode setting: exact first, the approximate ones after."""
+    from engine.fast_cache import CACHE_MODES
+
+    return [("exact (default)" if mode == "none" else f"{mode} (approximate)", mode) for mode in CACHE_MODES]
+
+
+def validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg, fast_mode="none") -> dict:
     """The generate panel's values by engine.validate's rules, as Gen3CPipeline.generate keyword arguments."""
+    from engine.fast_cache import CacheSettings
+
     options = validate.sampling_options(steps, guidance, cfg, seed, names={"num_steps": "steps", "cfg": "CFG policy"})
+    try:
+        cache = CacheSettings.of(fast_mode or "none")
+    except InputError as exc:
+        raise InputError(f"fast mode: {exc}") from None
     return dict(prompt=validate.prompt(prompt), negative_prompt=validate.prompt(negative_prompt, "negative prompt"),
-                num_steps=options.num_steps, guidance=options.guidance, seed=options.seed, cfg=options.cfg)
+                num_steps=options.num_steps, guidance=options.guidance, seed=options.seed, cfg=options.cfg,
+                cache=cache)
 
 
 def run(session, weights_dir, settings: dict, progress=None, cancel=None):

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from studio import files, handlers, js
+from studio import generate as gen
 from studio.files import EXPORT_FORMATS
 from studio.figures import DEFAULT_DETAIL, DETAIL_LEVELS
 
@@ -232,8 +233,12 @@ def _generate_section(ui) -> None:
                     ui.seed = gr.Number(1, label="Seed", precision=0, elem_id="studio-seed")
                     ui.cfg = gr.Radio(["official", "standard"], value="official", label="CFG policy",
                                       elem_id="studio-cfg")
-                ui.no_text = gr.Checkbox(False, label="No text encoder (prompt ignored: zero prompt embeddings)",
-                                         elem_id="studio-no-text-encoder")
+                with gr.Row():
+                    ui.no_text = gr.Checkbox(False, label="No text encoder (prompt ignored: zero prompt embeddings)",
+                                             elem_id="studio-no-text-encoder")
+                    ui.fast = gr.Dropdown(gen.fast_mode_choices(), value="none", label="Fast mode",
+                                          info="approximate modes skip DiT work; their quality with the real "
+                                               "weights is unmeasured", elem_id="studio-fast-mode")
                 gr.Markdown("Frames follow the path length. 'official' CFG reproduces GEN3C's (guidance 1 = no "
                             "CFG); 'standard' is textbook classifier-free guidance. Foreground masking follows the "
                             "preview's toggle.", elem_classes="studio-help")

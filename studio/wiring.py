@@ -102,7 +102,7 @@ def connect(demo: gr.Blocks, ui) -> None:
     start = ui.gen_btn.click(lambda: gr.update(interactive=True), None, [ui.cancel_btn], api_name=False, **quiet)
     gen_event = start.then(
         events.make_generate(ui.weights_state.value), [ui.session, ui.prompt, ui.negative, ui.steps, ui.guidance,
-                                                       ui.seed, ui.cfg, ui.no_text],
+                                                       ui.seed, ui.cfg, ui.no_text, ui.fast],
         [ui.result, ui.result_file, ui.gen_status], api_name="generate", concurrency_limit=1, concurrency_id="gpu")
     gen_event.then(lambda: gr.update(interactive=False), None, [ui.cancel_btn], api_name=False, **quiet)
     ui.cancel_btn.click(events.cancel_generation, [ui.session], [ui.gen_status, ui.cancel_btn], cancels=[gen_event],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -172,6 +173,29 @@ def test_generate_passes_foreground_masking_and_the_no_text_encoder_mode(base, m
     seen.clear()
     events.make_generate(None)(base, "", "", 2, 1.0, 1, "official", progress=lambda *a, **k: None)
     assert seen["foreground_masking"] is True and "zero_text" not in seen
+    assert seen["cache"].mode == "none"  # exact unless asked
+
+
+def test_generate_passes_the_fast_mode_and_refuses_an_unknown_one(base, monkeypatch):
+    from studio import events
+    from studio import generate as gen
+
+    seen = {}
+
+    class Result:
+        frames, fps, seed = np.zeros((2, 8, 8, 3), dtype=np.uint8), 24, 1
+
+    monkeypatch.setattr(gen, "run", lambda session, weights_dir, settings, **kw: seen.update(settings) or Result())
+    events.make_generate(None)(base, "", "", 2, 1.0, 1, "official", False, "taylorseer",
+                               progress=lambda *a, **k: None)
+    assert seen["cache"].mode == "taylorseer"
+    assert [mode for _, mode in gen.fast_mode_choices()] == ["none", "first_block", "mag", "taylorseer"]
+    assert all("approximate" in label for label, mode in gen.fast_mode_choices() if mode != "none")
+    seen.clear()
+    with pytest.raises(gr.Error, match="fast mode"):
+        events.make_generate(None)(base, "", "", 2, 1.0, 1, "official", False, "warp-speed",
+                                   progress=lambda *a, **k: None)
+    assert not seen
 
 
 def test_no_text_encoder_mode_needs_no_t5(tiny_weights_dir, tmp_path):
