@@ -40,10 +40,15 @@ def build(weights_dir: str | None = None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from studio.files import sweep_old_folders, studio_root
+    from studio.files import StudioRootError, sweep_old_folders, studio_root
     from studio.layout import launch_kwargs
     from studio.runtime import limit_cpu_threads
 
+    try:
+        root = studio_root()  # private: refused when a link or another user's (one line, no traceback)
+    except StudioRootError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     sweep_old_folders()
     limit_cpu_threads()  # a GPU-less studio's many small preview renders run best on one torch thread
     demo = build(args.weights)
@@ -53,7 +58,7 @@ def main(argv=None) -> int:
         server_port=args.port,
         share=args.share,
         inbrowser=not args.no_browser and not on_spaces,
-        allowed_paths=[str(studio_root())],
+        allowed_paths=[str(root)],  # only the studio root is served (the UI shows no other files)
         ssr_mode=False,
         **launch_kwargs(),
     )

@@ -8,16 +8,18 @@ payload, which the browser applies to the live figure.
 """
 from __future__ import annotations
 
+import functools
 import time
 
 import gradio as gr
 
 from engine.errors import Cancelled, InputError
 from engine.json_input import parse_json
-from studio import figures, files, handlers, persist
+from studio import figures, files, handlers, persist, sessions
 from studio import generate as gen
 from studio.figures import coverage_figure
 from studio.messages import status_html, user_errors
+from studio.sessions import Held
 from studio.state import COVERAGE_WARN, Session
 from studio.viewcam import MAX_PAYLOAD_BYTES
 
@@ -31,18 +33,60 @@ STATUS = REFRESH.index("status")
 SCENE_EXTRA = ("preset", "rotation", "distance", "corrected", "sample")  # after the scene status + REFRESH
 
 
-def session_folder(request: gr.Request | None) -> str:
-    """The per-session output folder, named after gradio's session hash (so unload can remove it)."""
-    key = getattr(request, "session_hash", None)
-    if not key:
-        return files.new_session_folder()
-    return files.session_folder_for(key)
-
-
 def ensure(session: Session | None, request: gr.Request | None) -> Session:
+    """`session` with its output folder and registry entry (keyed by gradio's session hash, so unload and the
+    scene cap can find it); a fresh one for a first event. A session whose state gradio dropped (expired)
+    starts with the reason, which its first action reports."""
     if session is not None and session.folder:
         return session
-    return (session or Session()).replace(folder=session_folder(request))
+    key = getattr(request, "session_hash", None)
+    if not key:
+        return (session or Session()).replace(folder=files.new_session_folder())
+    entry, why = sessions.REGISTRY.open(key, files.new_session_folder)
+    if session is None:
+        session = Session(held=Held(released=why) if why else None)
+    return session.replace(folder=entry.folder, key=key, latest=entry.latest)
+
+
+def _request_session_hash() -> str:
+    from gradio.context import LocalContext
+
+    return getattr(LocalContext.request.get(None), "session_hash", None) or ""
+
+
+def current(session: Session | None) -> Session | None:
+    """The newest snapshot of `session`: the state an event was given can predate an edit that finished since
+    (see `serialised`). Marks the session as used (the scene cap drops the least recently used scene). With no
+    state (gradio dropped an expired one, or the tab is new), a placeholder saying why the scene is gone when
+    the registry knows, else None."""
+    if session is None:
+        why = sessions.REGISTRY.why_gone(_request_session_hash())
+        return Session(held=Held(released=why)) if why else None
+    if session.key:
+        sessions.REGISTRY.touch(session.key)
+    return session.latest.newest(session)
+
+
+def serialised(fn=None, *, index: int = 0):
+    """Run an event fn that returns a new session (output number `index`) under the session's edit lock, on
+    the session's newest snapshot, and publish what it returns: concurrent edits of one session all land, in
+    the order they started, none working on a state another one has replaced."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(session, *args, **kwargs):
+            if session is None:  # a first event: no earlier edit to wait for
+                return fn(current(None), *args, **kwargs)
+            latest = session.latest
+            with latest.lock:
+                out = fn(current(session), *args, **kwargs)
+                if isinstance(out, tuple) and len(out) > index and isinstance(out[index], Session):
+                    latest.publish(out[index])
+            return out
+
+        return run
+
+    return wrap(fn) if fn is not None else wrap
 
 
 def plot_value(figure: dict | None):
@@ -116,6 +160,7 @@ def edit(fn, message=None):
     message: a function of the new session giving the status line (default: the status area is cleared)."""
 
     @user_errors(outputs=N_REFRESH, status=STATUS)
+    @serialised
     def run(session, frame, table_mode, *args):
         new = fn(session, *args)
         return refresh(new, frame, table_mode, message=message(new) if message else "")
@@ -129,6 +174,7 @@ def _table_again(session, frame, table_mode, *args):
 
 
 @user_errors(outputs=N_REFRESH, status=STATUS, keep={REFRESH.index("keyframe_list"): _table_again})
+@serialised
 def edit_cell(session, frame, table_mode, payload):
     """One cell of the keyframe list, sent by the browser as JSON {row, column, value}; a rejected value
     re-sends the list as it was (the cell shows its old value again) and says why in the status area."""
@@ -140,6 +186,7 @@ def edit_cell(session, frame, table_mode, payload):
 
 
 @user_errors(outputs=N_REFRESH, status=STATUS)
+@serialised
 def select_from_list(session, frame, table_mode, payload):
     """A keyframe picked in the list (the browser sends its 0-based index as JSON {index})."""
     data = parse_json(payload, "keyframe list selection", max_bytes=MAX_PAYLOAD_BYTES)
@@ -166,6 +213,7 @@ N_SCENE = 1 + N_REFRESH + len(SCENE_EXTRA)
 
 
 @user_errors(outputs=N_SCENE, status=1 + STATUS)
+@serialised(index=1)
 def load_sample(session, name, request: gr.Request = None):
     """Load a bundled sample scene. Returns the scene status line, then the refreshed view."""
     session = handlers.load_sample(ensure(session, request), name)
@@ -173,6 +221,7 @@ def load_sample(session, name, request: gr.Request = None):
 
 
 @user_errors(outputs=N_SCENE, status=1 + STATUS)
+@serialised(index=1)
 def load_upload(session, image, depth_file, fov, fit, weights_dir, request: gr.Request = None,
                 progress=gr.Progress()):
     def report(fraction, message=""):
@@ -185,12 +234,14 @@ def load_upload(session, image, depth_file, fov, fit, weights_dir, request: gr.R
 
 
 @user_errors(outputs=N_REFRESH, status=STATUS)
+@serialised
 def set_preset(session, kind, rotation, distance, chunks, corrected, frame=0, table_mode="look-at"):
     """Replace the path with an official GEN3C trajectory (frames = 120 * chunks + 1)."""
     return refresh(handlers.set_preset(session, kind, rotation, distance, chunks, corrected), frame, table_mode)
 
 
 @user_errors(outputs=N_REFRESH, status=STATUS)
+@serialised
 def add_keyframe(session, position, look_at, fov, frame=0, table_mode="look-at"):
     """Add a keyframe from numbers: position "x y z", look-at "x y z" (world, OpenCV axes), vertical FOV."""
     return refresh(handlers.add_keyframe(session, position, look_at, fov), frame, table_mode)
@@ -199,13 +250,13 @@ def add_keyframe(session, position, look_at, fov, frame=0, table_mode="look-at")
 @user_errors
 def render_frame(session, frame, show_holes=False):
     """The warped preview at path frame `frame`: image and coverage text."""
-    image, coverage = handlers.render_frame(session, frame, bool(show_holes))
+    image, coverage = handlers.render_frame(current(session), frame, bool(show_holes))
     return image, coverage_text(frame, coverage)
 
 
 def _write_export(session, fmt, request) -> str:
-    session = handlers.require_path(session)
-    folder = session.folder or session_folder(request)
+    session = handlers.require_path(current(session))
+    folder = session.folder or ensure(session, request).folder
     return str(files.export_path(session.path, fmt, session.num_frames, *handlers.MODEL_SIZE, folder))
 
 
@@ -223,8 +274,15 @@ def export_to_list(session, fmt, earlier, request: gr.Request = None):
     from pathlib import Path
 
     file = _write_export(session, fmt, request)
-    paths = [file] + [p for p in _file_paths(earlier) if p != file]
-    return paths[:8], status_html(f"Exported {Path(file).name} ({files.EXPORT_FORMATS[fmt]}).")
+    return _downloads(file, earlier), status_html(f"Exported {Path(file).name} ({files.EXPORT_FORMATS[fmt]}).")
+
+
+def _downloads(file: str, earlier) -> list[str]:
+    """The Downloads list: `file`, then the earlier exports still on disk (the quota may have removed some)."""
+    from pathlib import Path
+
+    paths = [file] + [p for p in _file_paths(earlier) if p != file and Path(p).is_file()]
+    return paths[:8]
 
 
 def _file_paths(value) -> list[str]:
@@ -243,6 +301,7 @@ def _file_paths(value) -> list[str]:
 
 
 @user_errors(outputs=N_REFRESH, status=STATUS)
+@serialised
 def import_path(session, file, frame, table_mode):
     session = handlers.require_scene(session)
     path = files.import_path(file, handlers.MODEL_SIZE[0])
@@ -256,14 +315,18 @@ def import_path(session, file, frame, table_mode):
 
 @user_errors(outputs=2, status=1)
 def export_ply(session, request: gr.Request = None):
-    session = handlers.require_scene(session)
-    file = files.export_folder(session.folder or session_folder(request)) / "pointcloud.ply"
-    session.scene.save_ply(file)
+    """The scene's point cloud as a binary PLY in an export folder of its own (counted in the quota)."""
+    session = handlers.require_scene(current(session))
+    scene = session.scene
+    with files.export_file(session.folder or ensure(session, request).folder, "pointcloud.ply") as file:
+        scene.save_ply(file)
     return str(file), status_html(f"Exported {file.name}.")
 
 
+@user_errors
 def path_video(session, frame=0):
     """The low-res preview video of the whole path and the coverage chart; stale results are dropped."""
+    session = current(session)
     if session is None or session.path is None:
         return gr.skip(), gr.skip(), gr.skip()
     if not session.path.can_animate:
@@ -280,11 +343,13 @@ def path_video(session, frame=0):
     index, frames, coverage = out
     from engine.video import write_mp4
 
+    if session.scene is None:
+        return gr.skip(), gr.skip(), gr.skip()  # released meanwhile: the next action says why
     file = files.unique_file(session.folder or files.new_session_folder(), "preview.mp4")
     write_mp4(file, frames, fps=24 / stride)
     files.keep_newest(file.parent, "preview-", keep=2)
-    current = _clamp_frame(session, frame)
-    return (str(file), coverage_figure(coverage, COVERAGE_WARN, current=current, frames=index),
+    now = _clamp_frame(session, frame)
+    return (str(file), coverage_figure(coverage, COVERAGE_WARN, current=now, frames=index),
             handlers.coverage_warning(coverage, index))
 
 
@@ -308,7 +373,7 @@ def make_generate(weights_dir):
     def generate(session, prompt, negative_prompt, steps, guidance, seed, cfg, no_text_encoder=False,
                  fast_mode="none", progress=gr.Progress()):
         settings = gen.validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg, fast_mode)
-        session = handlers.require_motion(session)
+        session = handlers.require_motion(current(session))
         settings["foreground_masking"] = bool(session.preview.foreground_masking)
         if no_text_encoder:
             settings["zero_text"] = True
@@ -337,8 +402,15 @@ def make_generate(weights_dir):
     return generate
 
 
-def on_unload(request: gr.Request):
-    """Tab closed: remove this session's output folder."""
-    key = getattr(request, "session_hash", None)
-    if key:
-        files.remove_session_folder(files.session_folder_for(key, create=False))
+def make_unload(blocks):
+    """The unload event fn (tab closed, gradio_client closed): the session is closed at once (scene released,
+    folder removed, gradio's record of it dropped, memory given back); see `studio.cleanup`."""
+
+    def on_unload(request: gr.Request):
+        from studio.cleanup import close_session
+
+        key = getattr(request, "session_hash", None)
+        if key:
+            close_session(key, blocks=blocks)
+
+    return on_unload

@@ -45,14 +45,14 @@ def _default_negative() -> str:
 def build_demo(weights_dir: str | None = None, default_sample: str | None = None) -> gr.Blocks:
     """Build the studio. `weights_dir`: GEN3C weights folder (None: $GEN3C_WEIGHTS / defaults)."""
     from engine import cameras
-    from studio import persist, wiring
+    from studio import cleanup, persist, wiring
 
     samples = _sample_names()
     default_sample = default_sample or (samples[0] if samples else None)
     ui = SimpleNamespace(samples=samples, default_sample=default_sample)
 
     with gr.Blocks(title="GEN3C Studio", delete_cache=(3600, 6 * 3600), fill_width=True) as demo:
-        ui.session = gr.State(None, delete_callback=_drop_session)
+        ui.session = gr.State(None, time_to_live=cleanup.session_ttl_s(), delete_callback=cleanup.on_state_deleted)
         ui.browser = gr.BrowserState({}, storage_key=persist.STORAGE_KEY, secret=persist.browser_secret())
         with gr.Row(elem_id="studio-header", equal_height=True):
             gr.Markdown("**GEN3C Studio**", elem_id="studio-title")
@@ -186,6 +186,9 @@ def _files_tab(ui) -> None:
     with gr.Row():
         ui.export_btn = gr.Button("Export path", elem_id="studio-export", size="sm", variant="primary")
         ui.ply_btn = gr.Button("Export point cloud (PLY)", elem_id="studio-export-ply", size="sm")
+    gr.Markdown(f"Exports are kept while the session lasts, up to {files.export_quota_bytes() / 2 ** 20:.0f} MB "
+                "per session: past that the oldest are removed first.", elem_id="studio-export-quota",
+                elem_classes="studio-help")
     ui.export_file = gr.File(label="Downloads (newest first)", elem_id="studio-export-file", interactive=False,
                              file_count="multiple", height=120)
     ui.import_file = gr.File(label="Import path (.json nerfstudio/project, .npz GEN3C)", height=90,
@@ -247,12 +250,6 @@ def _generate_section(ui) -> None:
             with gr.Column(scale=3):
                 ui.result = gr.Video(label="Result", elem_id="studio-result", height=260)
                 ui.result_file = gr.File(label="Download result", elem_id="studio-result-file", interactive=False)
-
-
-def _drop_session(value) -> None:
-    """gradio dropped a session's state: remove its output folder."""
-    if value is not None and getattr(value, "folder", ""):
-        files.remove_session_folder(value.folder)
 
 
 def launch_kwargs() -> dict:

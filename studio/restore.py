@@ -7,6 +7,7 @@ from engine.errors import InputError
 from studio import events, handlers, persist
 
 
+@events.serialised(index=1)
 def on_page_load(session, state, sample, request: gr.Request = None):
     """Scene values (see `events.scene_values`), then the table mode, foreground masking, the 3D view's style
     and detail, and the show-holes toggle, as restored."""

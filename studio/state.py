@@ -1,7 +1,8 @@
 """Per-browser session state: the scene, the preview caches, the camera path and its edit history.
 
 A `Session` is immutable: handlers return a new one (`dataclasses.replace`), sharing the heavy parts
-(scene, caches). Paths are immutable `engine.paths.CameraPath` objects, so undo/redo is a pair of
+(scene, caches) through one `studio.sessions.Held`, which the studio can release (tab closed, state expired,
+the cap on held scenes). Paths are immutable `engine.paths.CameraPath` objects, so undo/redo is a pair of
 bounded stacks of paths. Nothing here is module-level user data: gradio keeps one Session per browser
 (and per gradio_client session) in `gr.State`.
 """
@@ -12,6 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.model_defaults import CHUNK_FRAMES
+from studio import sessions
+from studio.sessions import Held, Latest
+
+__all__ = ["History", "Preview", "Session", "Latest", "Held"]
 
 HISTORY_DEPTH = 64
 PREVIEW_SIZE = (352, 640)  # live frame preview (H, W)
@@ -65,26 +70,10 @@ class Preview:
     foreground_masking: bool = True  # whether the caches blank what the seed's occluders hide
 
 
-class Latest:
-    """The newest revision of a session, shared (by reference) by all its Session snapshots.
-
-    Long renders compare their snapshot's revision with it and drop their result when a newer
-    edit has happened meanwhile: the last change wins.
-    """
-
-    def __init__(self, value: int = 0):
-        self.value = value
-
-    def is_current(self, revision: int) -> bool:
-        return revision == self.value
-
-
 @dataclass(frozen=True, eq=False)  # eq=False: hashed by identity (gradio hashes state values)
 class Session:
-    scene: Any = None  # engine.scene.Scene at model resolution
+    held: Held | None = None  # scene, source and preview, shared by the snapshots (see the properties below)
     scene_label: str = ""
-    source: Any = None  # (image uint8 [H,W,3] as given, engine.depth.DepthResult, fit) for generation
-    preview: Preview | None = None
     path: Any = None  # engine.paths.CameraPath | None
     history: History = field(default_factory=History)
     num_frames: int = CHUNK_FRAMES
@@ -92,6 +81,7 @@ class Session:
     frame_cams: Any = None  # (w2cs, Ks) of `path` at PREVIEW_SIZE, cached per path
     video_cams: Any = None  # (w2cs, Ks) at VIDEO_SIZE
     folder: str = ""  # per-session output folder
+    key: str = ""  # gradio's session hash ("" for a session used outside the app: never capped or released)
     revision: int = 0  # bumped on every path/scene change; stale preview videos are dropped
     latest: Latest = field(default_factory=Latest)
     cancel: threading.Event = field(default_factory=threading.Event)  # set by the Cancel button
@@ -100,6 +90,25 @@ class Session:
     view: dict = field(default_factory=lambda: {"style": "surface", "detail": "standard"})  # 3D view settings
     box: Any = None  # studio.viewcam.SceneBox of the 3D view's figure now in the browser (None: none sent yet)
 
+    @property
+    def scene(self):
+        """engine.scene.Scene at model resolution (None: no scene, or released: see `released`)."""
+        return self.held.scene if self.held is not None else None
+
+    @property
+    def source(self):
+        """(image uint8 [H,W,3] as given, engine.depth.DepthResult, fit) for generation."""
+        return self.held.source if self.held is not None else None
+
+    @property
+    def preview(self) -> Preview | None:
+        return self.held.preview if self.held is not None else None
+
+    @property
+    def released(self) -> str:
+        """Why this session's scene is gone (dropped by the scene cap, expired, closed); "" otherwise."""
+        return self.held.released if self.held is not None else ""
+
     def with_path(self, path, *, record: bool = True, **changes) -> "Session":
         """A new session with `path` (history recorded unless record=False) and cameras re-sampled."""
         changes.setdefault("history", self.history.record(self.path) if record else self.history)
@@ -107,9 +116,15 @@ class Session:
 
     def replace(self, **changes) -> "Session":
         """A new snapshot; a new path or length (frame_cams reset) also bumps the revision."""
+        heavy = {k: changes.pop(k) for k in ("scene", "source", "preview") if k in changes}
+        if heavy:
+            now = {"scene": self.scene, "source": self.source, "preview": self.preview}
+            changes["held"] = Held(**{**now, **heavy})
         if "frame_cams" in changes and changes["frame_cams"] is None and "revision" not in changes:
             changes["revision"] = self.latest.value + 1
         new = replace(self, **changes)
         if new.revision > self.latest.value:
             self.latest.value = new.revision
+        if heavy and new.key:
+            sessions.REGISTRY.hold(new.key, new.held)
         return new

@@ -33,7 +33,7 @@ def connect(demo: gr.Blocks, ui) -> None:
     demo.load(restore.on_page_load, [ui.session, ui.browser, ui.sample], scene_out + [ui.table_mode, ui.masking,
               ui.style, ui.detail, ui.holes], api_name=False)
     demo.load(events.weights_panel, [ui.weights_state], [ui.weights_md, ui.gen_btn, ui.gen_panel], api_name=False)
-    demo.unload(events.on_unload)
+    demo.unload(events.make_unload(demo))
 
     # path edits
     ui.preset_btn.click(events.set_preset, [ui.session, ui.preset, ui.rotation, ui.distance, ui.chunks,
@@ -113,6 +113,7 @@ def _view_setting(key: str, figure: bool = True):
     """An event fn setting one of the session's 3D-view / preview settings (a new figure for the drawing)."""
 
     @user_errors(outputs=events.N_REFRESH, status=events.STATUS)
+    @events.serialised
     def run(session, value, frame, table_mode):
         session = handlers.require_scene(session)
         view = dict(session.view, **{key: value})
@@ -133,6 +134,7 @@ def _fit_preview(image, fit):
 def _model_inputs(session, frame, is_open):
     from studio.model_inputs import preview_buffer_views
 
+    session = events.current(session)
     if not is_open or session is None or session.path is None:
         return gr.skip()
     return preview_buffer_views(session, frame)

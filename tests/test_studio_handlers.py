@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,10 +247,11 @@ def test_import_of_a_bad_file_changes_nothing(base, tmp_path, name, content):
 
 def test_session_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("GEN3C_STUDIO_TMP", str(tmp_path))
-    folder = files.session_folder_for("abc123")
-    assert (tmp_path / "session-abc123").is_dir() and folder.endswith("session-abc123")
-    files.remove_session_folder(folder)
-    assert not (tmp_path / "session-abc123").exists()
+    folder = Path(files.new_session_folder())  # named unguessably, not after the session id (issue 11)
+    assert folder.is_dir() and folder.parent == tmp_path and folder.name.startswith("session-")
+    assert len(folder.name) >= len("session-") + 24 and folder != Path(files.new_session_folder())
+    files.remove_session_folder(str(folder))
+    assert not folder.exists()
     outside = tmp_path.parent / "keep-me"
     outside.mkdir(exist_ok=True)
     files.remove_session_folder(str(outside))  # never outside the studio root

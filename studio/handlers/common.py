@@ -18,6 +18,8 @@ def vec3(values, name: str) -> np.ndarray:
 
 
 def require_scene(session: Session | None) -> Session:
+    if session is not None and session.scene is None and session.released:
+        raise InputError(session.released)
     if session is None or session.scene is None:
         raise InputError("load a scene first (pick a sample or upload an image)")
     return session
