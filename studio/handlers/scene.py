@@ -6,40 +6,21 @@ import numpy as np
 from engine import validate
 from engine.errors import InputError
 from engine.images import FIT_MODES
-from engine.model_defaults import FILTER_THRESHOLD
 from studio import figures
 from studio.handlers.common import MODEL_SIZE
 from studio.handlers.path_edits import DEFAULT_PRESET, set_preset
 from studio.state import PREVIEW_SIZE, VIDEO_SIZE, History, Preview, Session
 
 
-def preview_cache(small_scene, model_height: int):
-    """A Cache3D of a down-sized scene that shows what the model-resolution cache shows.
-
-    The official depth-edge filter compares depths over a 5x5 pixel window, so at 1/s of the
-    resolution the same edges look s times steeper; the threshold is scaled by s so the preview drops
-    the same points the model-resolution cache drops (coverage then agrees across resolutions).
-    """
-    from engine.cache3d import Cache3D
-
-    scale = model_height / small_scene.height
-    return Cache3D(small_scene.image, small_scene.depth, small_scene.w2c, small_scene.K,
-                   filter_points_threshold=FILTER_THRESHOLD * scale)
-
-
 def _scene_session(session: Session | None, scene, source: tuple, label: str) -> Session:
     """A session on a new scene: preview caches built, default preset path, history cleared."""
-    ph, pw = PREVIEW_SIZE
-    vh, vw = VIDEO_SIZE
-    small = scene.resized(ph, pw)
-    tiny = scene.resized(vh, vw)
     depth = np.asarray(scene.depth).reshape(-1)
     valid = depth[np.isfinite(depth) & (depth > 0)]
     focus = float(np.median(valid)) if len(valid) else 1.0
     xyz, rgb = scene.point_cloud(max_points=figures.POINT_BUDGET)
     preview = Preview(
-        frame_cache=preview_cache(small, scene.height),
-        video_cache=preview_cache(tiny, scene.height),
+        frame_cache=scene.preview_cache(*PREVIEW_SIZE),  # the model-resolution scene's cache at preview sizes
+        video_cache=scene.preview_cache(*VIDEO_SIZE),
         focus_distance=focus,
         cloud=(np.asarray(xyz), np.asarray(rgb)),
     )
