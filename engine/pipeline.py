@@ -60,6 +60,7 @@ import torch
 from engine import validate
 from engine.depth import call_estimator
 from engine.errors import Cancelled, InputError, WeightsMissingError
+from engine.generation_inputs import check_fit, check_noise, check_scene
 from engine.resumable import GenerationState, add_timing as _add, run_stages
 from engine.sampler import sample_latents
 
@@ -430,13 +431,13 @@ class Gen3CPipeline:
         negative_prompt = "" if negative_prompt is None else validate.prompt(negative_prompt, "negative prompt")
         settings = self.cache if cache is None else CacheSettings.of(cache)
         if isinstance(image_uint8, Scene):
-            scene, image_uint8 = self._check_scene(image_uint8, depth, fit), None
+            scene, image_uint8 = check_scene(image_uint8, depth, fit, self.height, self.width), None
         else:
             image_uint8 = validate.uint8_image(image_uint8)
-            fit = _check_fit("crop" if fit is None else fit)
+            fit = check_fit("crop" if fit is None else fit)
             # a given depth needs no model: the seed scene is built (and checked) now; MoGe runs in "begin"
             scene = None if depth is None else self.seed_scene(image_uint8, depth, fit)
-        noise = _check_noise(noise, len(plan), self.latent_shape())
+        noise = check_noise(noise, len(plan), self.latent_shape())
         path = cameras if hasattr(cameras, "sample") else None
         w2cs, Ks = self.cameras_for_run(cameras, num_frames, None if scene is None else scene.K)
         return GenerationState(image=image_uint8, w2cs=w2cs, Ks=Ks, plan=plan, num_frames=int(num_frames),
@@ -547,43 +548,8 @@ class Gen3CPipeline:
         (used only when ``depth`` is None; it sees the image as given, before the fit)."""
         from engine.scene import build_scene
 
-        return build_scene(image_uint8, depth, self.height, self.width, _check_fit(fit),
+        return build_scene(image_uint8, depth, self.height, self.width, check_fit(fit),
                            estimator=self.estimate_depth if depth is None else None)
-
-    def _check_scene(self, scene, depth, fit):
-        if depth is not None:
-            raise InputError("depth comes with the scene: pass either a Scene or an image with depth")
-        if fit is not None and fit != (scene.fit or "crop"):
-            raise InputError(f"fit {fit!r} differs from the scene's ({scene.fit!r}); the scene was already fitted")
-        if (scene.height, scene.width) != (self.height, self.width):
-            raise InputError(f"scene is {scene.height}x{scene.width}; the model needs {self.height}x{self.width}")
-        return scene
-
-
-def _check_fit(fit) -> str:
-    from engine.scene import SCENE_FITS
-
-    return validate.one_of(fit, SCENE_FITS, "fit")
-
-
-def _check_noise(noise, num_chunks: int, shape: tuple) -> list | None:
-    """The injected noise: one finite float tensor of ``shape`` per chunk (float32 CPU copies), or None."""
-    if noise is None:
-        return None
-    if torch.is_tensor(noise) or not isinstance(noise, (list, tuple)):
-        raise InputError(f"noise must be a list of {num_chunks} tensors (one per chunk), got {type(noise).__name__}")
-    if len(noise) != num_chunks:
-        raise InputError(f"noise has {len(noise)} tensors; this run has {num_chunks} chunks")
-    out = []
-    for k, x in enumerate(noise):
-        if not torch.is_tensor(x) or not x.is_floating_point():
-            raise InputError(f"noise for chunk {k} must be a floating-point tensor, got {type(x).__name__}")
-        if tuple(x.shape) != tuple(shape):
-            raise InputError(f"noise for chunk {k} has shape {list(x.shape)}; expected {list(shape)} (latent_shape())")
-        if not bool(torch.isfinite(x).all()):
-            raise InputError(f"noise for chunk {k} holds NaN or infinite values")
-        out.append(x.detach().to("cpu", torch.float32).clone())
-    return out
 
 
 def _depth_tensor(depth: np.ndarray, height: int, width: int) -> torch.Tensor:

@@ -89,6 +89,7 @@ class GenerationState:
     first: torch.Tensor | None = None  # [3,H,W] first frame of the current chunk
     last_frame: np.ndarray | None = None  # uint8 [H,W,3], the previous chunk's last frame
     inputs: dict | None = None  # the current chunk's cache_latents, condition, noise, latents, warps, masks
+    chunk_trace: dict | None = None  # with trace: what the model receives in the current chunk (CPU, not moved)
     fast_state: list | None = None  # FastCache.state_dict() between denoise stages
     # finished chunks not yet collected, and seconds per stage
     frames: list = field(default_factory=list)
@@ -226,7 +227,7 @@ def _prepare(pipe, st: GenerationState, run: _Run) -> None:
                      warps=frames_to_uint8(images[:, 0].float().cpu())[keep],
                      masks=(masks[:, 0, 0] > 0.5).cpu().numpy()[keep])
     if st.trace:
-        st.inputs["trace"] = dict(
+        st.chunk_trace = dict(
             chunk=k, frames=(start, end), w2cs=st.w2cs[start:end + 1].clone(), Ks=st.Ks[start:end + 1].clone(),
             renders=to_uint8(images.float().cpu()), masks=(masks[:, :, 0] > 0.5).cpu().numpy(),
             cache_latents=cache_latents.detach().float().cpu(), condition_latent=condition.detach().float().cpu(),
@@ -275,8 +276,9 @@ def _finish(pipe, st: GenerationState, run: _Run) -> None:
     st.warps.append(inp["warps"])
     st.masks.append(inp["masks"])
     st.latents.append(inp["latents"].detach().to("cpu"))
-    if "trace" in inp:
-        st.traces.append(inp["trace"])
+    if st.chunk_trace is not None:
+        st.traces.append(st.chunk_trace)
+        st.chunk_trace = None
     st.last_frame = frames[-1]
     st.inputs = None
     st.fast_state = None

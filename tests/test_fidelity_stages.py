@@ -183,25 +183,42 @@ def test_denoise_and_decode_chunk1_teacher_forced(pipe, fx):
 # --------------------------------------------------------------------------------------------- chunk 1
 
 
-def test_chunk1_depth_and_alignment(fx):
+def test_chunk1_depth_and_alignment(fx, monkeypatch):
+    """The update hands the official arguments to the alignment (the cache's depth render at camera 16 as the
+    target, the official inverse(w2c) as its pose), and the alignment of the official arguments gives the official
+    aligned depth. (The alignment is chaotic: its result is compared only from the official inputs.)"""
+    from engine import align
+
     frame_uint8 = fx["chunk1/condition_frame_uint8"].numpy()
     depth = torch.from_numpy(stand_in_moge(fx["inputs/K"].numpy())(frame_uint8).depth)
     torch.testing.assert_close(depth, fx["chunk1/estimated_depth"], rtol=0, atol=1e-6)
     i = int(fx["chunk1/update_camera_index"])
     w2c, K = fx["inputs/w2cs"][i], fx["inputs/Ks"][i]
+    torch.testing.assert_close(w2c, fx["chunk1/update_w2c"], rtol=0, atol=1e-6)
+    calls = []
+    real_align = align.align_depth
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real_align(*args, **kwargs)
+
+    monkeypatch.setattr(align, "align_depth", spy)
     cache = _seed_cache(fx)
-    _, target_mask, target_depth = cache.render(w2c[None], K[None], render_depth=True)
-    torch.testing.assert_close(target_depth[0, 0, 0], fx["chunk1/align_target_depth"], rtol=0, atol=1e-5)
-    assert torch.equal(target_mask[0, 0, 0], fx["chunk1/align_target_mask"].float())
-    # the update: aligned to that render (official inverse(w2c) argument), newest buffer first, seed kept
     cache.update(to_model_tensor(frame_uint8), depth[None], w2c, K)
-    assert cache.num_buffers == 2
-    points = cache.points(0)
-    z = (points.reshape(-1, 3) @ w2c[:3, :3].T + w2c[:3, 3])[:, 2].reshape(64, 128)
-    rel = (z - fx["chunk1/aligned_depth"]).abs() / fx["chunk1/aligned_depth"]
+    (new_depth, target_depth, target_mask, K_arg, pose), kwargs = calls[0]
+    assert kwargs.get("method", "non_rigid") == "non_rigid"
+    torch.testing.assert_close(new_depth, fx["chunk1/align_input_depth"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(target_depth, fx["chunk1/align_target_depth"], rtol=0, atol=1e-5)
+    assert torch.equal(target_mask.bool(), fx["chunk1/align_target_mask"].bool())
+    torch.testing.assert_close(K_arg, fx["chunk1/update_K"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(pose, fx["chunk1/align_c2w_arg"], rtol=0, atol=1e-5)
+    # the alignment itself, from the official arguments
+    aligned = real_align(fx["chunk1/align_input_depth"], fx["chunk1/align_target_depth"],
+                         fx["chunk1/align_target_mask"].bool(), fx["chunk1/update_K"], fx["chunk1/align_c2w_arg"])
+    rel = (aligned - fx["chunk1/aligned_depth"]).abs() / fx["chunk1/aligned_depth"]
     assert rel.max() <= 1e-2 and rel.mean() <= 1e-3
-    rel_points = (points - fx["chunk1/buffer0_points"]).norm(dim=-1) / fx["chunk1/buffer0_points"].norm(dim=-1)
-    assert rel_points.max() <= 1e-2 and rel_points.mean() <= 1e-3
+    # newest buffer first, the seed kept as buffer 1
+    assert cache.num_buffers == 2
     torch.testing.assert_close(cache.points(1), fx["inputs/seed_points"], rtol=0, atol=1e-5)
 
 
