@@ -13,32 +13,16 @@ import numpy as np
 import torch
 
 from reference_fixtures import load_fixture, load_fixture_meta
-from test_convert import _dit_state, _jit_archive, _tok_state
+from official_checkpoints import write_official_files
 
 HEIGHT, WIDTH, CHUNK = 64, 128, 17
-
-
-def write_official_files(root: Path) -> tuple[Path, Path]:
-    """(model.pt, Cosmos tokenizer folder) in the official formats, from the dit_tiny / tokenizer_tiny fixtures."""
-    dit, tok = load_fixture("dit_tiny"), load_fixture("tokenizer_tiny")
-    torch.save({"model": _dit_state(dit)}, root / "model.pt")
-    tok_dir = root / "Cosmos-Tokenize1-CV8x8x8-720p"
-    tok_dir.mkdir()
-    state = _tok_state(tok)
-    state["encoder.patcher3d._arange"] = state["encoder.patcher3d._arange"].long()
-    state["encoder.patcher3d.patch_size_buffer"] = state["encoder.patcher3d.patch_size_buffer"].int()
-    _jit_archive({k: v for k, v in state.items() if k.startswith(("encoder.", "quant_conv."))}, tok_dir / "encoder.jit")
-    _jit_archive({k: v for k, v in state.items() if k.startswith(("decoder.", "post_quant_conv."))},
-                 tok_dir / "decoder.jit")
-    torch.save(torch.stack([tok["mean_std/mean"], tok["mean_std/std"]]), tok_dir / "mean_std.pt")
-    return root / "model.pt", tok_dir
 
 
 def convert_official(root: Path) -> Path:
     """The weights folder converted from the official-format files, without T5 (zero-text mode only)."""
     from engine.convert import convert_checkpoints
 
-    model_pt, tok_dir = write_official_files(root)
+    model_pt, tok_dir = write_official_files(root, load_fixture("dit_tiny"), load_fixture("tokenizer_tiny"))
     return convert_checkpoints(model_pt, tok_dir, None, root / "weights", dtype=torch.float32, height=HEIGHT,
                                width=WIDTH, chunk_frames=CHUNK)
 
