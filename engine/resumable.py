@@ -33,7 +33,7 @@ STAGES = ("begin", "prepare", "denoise", "finish")
 OUTPUTS = ("frames", "warps", "masks", "latents", "traces")  # what take_outputs returns, in this order
 
 __all__ = ["OUTPUTS", "STAGES", "GenerationState", "add_timing", "cancel_requested", "frames_to_uint8",
-           "run_stages"]
+           "run_stages", "trace_buffers"]
 
 
 def add_timing(timings: dict, key: str, t0: float) -> None:
@@ -44,6 +44,27 @@ def frames_to_uint8(video: torch.Tensor) -> np.ndarray:
     """[T,3,H,W] in [-1,1] -> uint8 [T,H,W,3] (the official round((x+1)/2*255))."""
     v = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return v.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def trace_buffers(trace: list, frame: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the model received for output frame ``frame`` of a traced run (``result.trace``): each cache buffer's
+    render as float32 [N,3,H,W] in [-1, 1] and its mask as float32 [N,1,H,W] (1 = covered), buffer 0 newest.
+
+    The frame is looked up in the chunk whose output shows it: consecutive chunks share one frame, which the
+    output takes from the earlier chunk (the later one is conditioned on it).
+    """
+    from engine.images import to_model_tensor
+
+    frame = int(frame)
+    for chunk in trace:
+        start, end = chunk["frames"]
+        first = start if chunk["chunk"] == 0 else start + 1
+        if first <= frame <= end:
+            i = frame - start
+            images = torch.stack([to_model_tensor(r) for r in chunk["renders"][i]])
+            masks = torch.from_numpy(chunk["masks"][i].astype(np.float32))[:, None]
+            return images, masks
+    raise InputError(f"frame {frame} is in no traced chunk")
 
 
 def _move(value, device):

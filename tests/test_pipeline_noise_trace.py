@@ -92,6 +92,17 @@ def test_trace_holds_what_the_model_received(pipe):
 
     assert torch.equal(second["condition_frame"], to_model_tensor(result.frames[16]))
     assert json.dumps({k: v for k, v in first.items() if isinstance(v, (int, tuple, type(None)))})
+    # one output frame's buffers, from the chunk whose output shows it (frame 16: chunk 0's last)
+    from engine.images import to_uint8
+    from engine.resumable import trace_buffers
+
+    for t, buffers in ((0, 1), (16, 1), (17, 2), (32, 2)):
+        images, masks = trace_buffers(result.trace, t)
+        assert images.shape == (buffers, 3, H, W) and masks.shape == (buffers, 1, H, W)
+        assert np.array_equal(to_uint8(images[0]), result.warps[t])
+        assert np.array_equal(masks[0, 0].numpy() > 0.5, result.masks[t])
+    with pytest.raises(InputError, match="frame 33 is in no traced chunk"):
+        trace_buffers(result.trace, 33)
 
 
 def test_trace_in_split_calls_equals_one_call(pipe):
