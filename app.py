@@ -42,8 +42,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from studio.files import sweep_old_folders, studio_root
     from studio.layout import launch_kwargs
+    from studio.runtime import limit_cpu_threads
 
     sweep_old_folders()
+    limit_cpu_threads()  # a GPU-less studio's many small preview renders run best on one torch thread
     demo = build(args.weights)
     on_spaces = bool(os.environ.get("SPACE_ID"))
     demo.launch(

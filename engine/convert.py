@@ -162,8 +162,11 @@ def convert_checkpoints(gen3c_pt, cosmos_tokenizer_dir, t5_dir, out_dir, progres
     from engine.models.vae import official_vae_config_from_state_dict
     from engine.models.weights import atomic_output_dir, save_text_encoder, save_transformer, save_vae
 
+    from engine.atomic import check_output_dir
+
     say = progress or (lambda message: None)
-    # cheap checks of every input before any work or output
+    # cheap checks of every input and of the output folder before any work
+    check_output_dir(out_dir, "output folder", must_be_empty=not overwrite, parent_must_exist=True)
     if not Path(gen3c_pt).is_file():
         raise InputError(f"gen3c: {gen3c_pt} is not a file")
     tok = Path(cosmos_tokenizer_dir)

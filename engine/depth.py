@@ -299,6 +299,9 @@ def _read_npy(fp, what: str) -> np.ndarray:
         raise InputError(f"{what}: not a valid .npy array") from None
     if len(shape) not in (2, 3) or math.prod(shape) * dtype.itemsize > _MAX_ARRAY_BYTES:
         raise InputError(f"{what}: array shape {shape} is not a depth map [H,W] of at most {MAX_SIDE} px a side")
+    held = len(fp.getbuffer()) - fp.tell() if isinstance(fp, io.BytesIO) else None
+    if held is not None and held < math.prod(shape) * dtype.itemsize:  # numpy would allocate it all first
+        raise InputError(f"{what}: array header claims shape {shape} but the file holds {held:,} bytes of data")
     fp.seek(0)
     try:
         return np.load(fp, allow_pickle=False)
@@ -382,6 +385,8 @@ def load_depth_file(file, height: int, width: int, K=None, fov_y_deg: float | No
     notes: list[str] = []
     path = Path(file) if isinstance(file, (str, os.PathLike)) else None
     what = f"depth file {path.name}" if path is not None else "depth file"
+    if scale is not None and not validate.finite_float(scale, f"{what}: scale") > 0:
+        raise InputError(f"{what}: scale must be a positive number, got {scale}")
     if path is not None:
         if not path.is_file():
             raise InputError(f"{what}: file not found")

@@ -16,3 +16,12 @@ class WeightsMissingError(FileNotFoundError):
 
 class Cancelled(RuntimeError):
     """Long work was cancelled by the caller between steps."""
+
+
+class OutputError(InputError):
+    """An output cannot be written whole (a full disk, a read-only folder, a failed encoder); the one-line
+    message names the file ("disk full while writing <file>") and nothing partial is left under its name.
+
+    A subclass of InputError so that every caller which shows input errors in one line (the CLI's ``error:``,
+    the studio's toast) shows these too.
+    """

@@ -3,14 +3,17 @@
 Size and nesting depth are checked before ``json.loads`` sees the text, so deeply nested input never
 reaches the parser's recursion (which raises ``RecursionError`` around a thousand levels). The depth scan
 is cheap: string literals are blanked with one regular expression and the remaining brackets are counted
-with a numpy cumulative sum. NaN and Infinity are refused (they are not JSON). Every problem is an
+with a numpy cumulative sum. NaN and Infinity are refused (they are not JSON), and so are numbers no float
+holds (``1e999``, an integer of 400 digits), which would otherwise overflow where they are used. Every problem is an
 :class:`engine.errors.InputError` starting with the subject ("camera path p.json", "3D view camera", ...).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,20 @@ def _reject_constant(name):
     raise ValueError(f"non-finite number {name}")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: a number JSON can spell but no float holds
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > sys.float_info.max:  # every number we read becomes a float somewhere
+        raise ValueError(f"number {text[:20]}... is out of range")
+    return value
+
+
 def parse_json(data, subject: str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH):
     """JSON from UTF-8 bytes or a str (a leading byte-order mark is allowed), size and depth checked first."""
     if isinstance(data, str):
@@ -55,7 +72,7 @@ def parse_json(data, subject: str, *, max_bytes: int = MAX_JSON_BYTES, max_depth
     if depth > max_depth:
         raise InputError(f"{subject} is not valid JSON for us: nested {depth} levels deep (at most {max_depth})")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
     except (ValueError, RecursionError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{subject} is not valid JSON ({msg})") from None

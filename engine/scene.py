@@ -19,7 +19,7 @@ from engine import validate
 from engine.atomic import atomic_output
 from engine.cameras import scale_intrinsics
 from engine.depth import INVALID_DEPTH, DepthResult
-from engine.errors import InputError
+from engine.errors import InputError, OutputError
 from engine.geometry import reliable_depth_mask, unproject_depth
 from engine.images import fit_image, resize_depth, to_model_tensor, to_uint8
 from engine.model_defaults import FILTER_THRESHOLD, FRAME_BUFFER_MAX, MODEL_HEIGHT, MODEL_WIDTH
@@ -186,7 +186,7 @@ class Scene:
 
 
 def write_ply(file, xyz: np.ndarray, rgb: np.ndarray) -> Path:
-    """Write a coloured point cloud as binary little-endian PLY (temp file, then rename)."""
+    """Write a coloured point cloud as binary little-endian PLY, whole or not at all (engine.atomic)."""
     xyz = np.asarray(xyz, np.float32).reshape(-1, 3)
     rgb = np.asarray(rgb, np.uint8).reshape(-1, 3)
     if len(xyz) != len(rgb):
@@ -201,10 +201,16 @@ def write_ply(file, xyz: np.ndarray, rgb: np.ndarray) -> Path:
         "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
     ).encode("ascii")
     out = Path(file)
-    with atomic_output(out, suffix=".ply") as tmp:
+    size = len(header) + vertex.nbytes
+
+    def whole(tmp: Path) -> None:
+        if tmp.stat().st_size != size:
+            raise OutputError(f"cannot write {out}: {tmp.stat().st_size} of {size} bytes reached the file")
+
+    with atomic_output(out, suffix=".ply", check=whole) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(header)
-            fh.write(vertex.tobytes())
+            fh.write(vertex.view(np.uint8))
     return out
 
 

@@ -100,6 +100,8 @@ def _float64(x, name: str) -> np.ndarray:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"{name} must be numeric, got {type(x).__name__}") from None
+    except OverflowError:  # a Python int beyond float range
+        raise InputError(f"{name} holds a number too large for a float") from None
 
 
 def finite_vec3(value, name: str) -> np.ndarray:

@@ -1,14 +1,18 @@
 """MP4 writing/reading and small frame utilities (uint8 [T,H,W,3] at the file boundary)."""
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import threading
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from engine import validate
-from engine.atomic import atomic_output
-from engine.errors import InputError
+from engine.atomic import atomic_output, is_disk_full
+from engine.errors import InputError, OutputError
 from engine.model_defaults import FPS
 
 
@@ -17,30 +21,91 @@ def _as_frames(frames, what: str = "frames") -> np.ndarray:
     return validate.uint8_image(arr, what, frames=True)
 
 
-def write_mp4(file, frames, fps: float = FPS, quality_crf: int = 17) -> Path:
-    """Write uint8 [T,H,W,3] frames as H.264 (libx264, yuv420p) MP4.
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
 
-    yuv420p needs even sizes: odd heights/widths are padded by one edge-replicated pixel. The file is
-    written to a temporary name in the same folder and renamed, so a failed write leaves nothing behind.
+    return imageio_ffmpeg.get_ffmpeg_exe()  # $IMAGEIO_FFMPEG_EXE, else the bundled binary
+
+
+def _last_line(text: bytes) -> str:
+    lines = [ln.strip() for ln in text.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _encode(tmp: Path, arr: np.ndarray, fps: float, crf: int, out: Path) -> None:
+    """Pipe the frames through ffmpeg into ``tmp``; its exit status decides (imageio's writer ignores it)."""
+    t, h, w = arr.shape[:3]
+    cmd = [_ffmpeg(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+           "-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-crf", str(crf), "-f", "mp4", str(tmp)]
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out}: ffmpeg does not start ({exc.strerror or exc})") from None
+    log: list[bytes] = []
+    reader = threading.Thread(target=lambda: log.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    try:
+        for frame in arr:
+            proc.stdin.write(frame.tobytes())
+    except BrokenPipeError:
+        pass  # ffmpeg stopped early: its status and log say why
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        status = proc.wait()
+        reader.join()
+    if status != 0:
+        message = _last_line(b"".join(log))
+        if is_disk_full(message):
+            raise OutputError(f"disk full while writing {out}")
+        how = f"exit status {status}" if status > 0 else f"signal {-status}"
+        raise OutputError(f"cannot write {out}: ffmpeg failed ({how}{': ' + message if message else ''})")
+
+
+def count_frames(file) -> int:
+    """Video frames in a file, read back from its container (packets of the first video stream, no decoding).
+
+    A file ffmpeg cannot open (a truncated mp4 has no index) raises InputError.
     """
-    import imageio.v2 as imageio
+    path = Path(file)
+    cmd = [_ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"]
+    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    if result.returncode != 0:
+        raise InputError(f"video {path.name}: unreadable ({_last_line(result.stderr) or 'ffmpeg failed'})")
+    return sum(1 for line in result.stdout.splitlines() if line.strip() and not line.startswith(b"#"))
 
+
+def write_mp4(file, frames, fps: float = FPS, quality_crf: int = 17) -> Path:
+    """Write uint8 [T,H,W,3] frames as H.264 (libx264, yuv420p) MP4, whole or not at all.
+
+    yuv420p needs even sizes: odd heights/widths are padded by one edge-replicated pixel. The video is
+    encoded into a temporary file in the target folder; ffmpeg's exit status is checked and the frame count is
+    read back before the file is synced and renamed into place. Any failure leaves nothing under ``file`` (an
+    older file there is kept) and raises a one-line OutputError naming it ("disk full while writing ...").
+    """
     arr = _as_frames(frames)
     fps = validate.fps(fps)
+    crf = validate.integer(quality_crf, "quality_crf", 0, 51)
     pad_h, pad_w = arr.shape[1] % 2, arr.shape[2] % 2
     if pad_h or pad_w:
         arr = np.pad(arr, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    arr = np.ascontiguousarray(arr)
     out = Path(file)
-    with atomic_output(out, suffix=".mp4") as tmp:
-        writer = imageio.get_writer(
-            str(tmp), format="FFMPEG", mode="I", fps=float(fps), codec="libx264", pixelformat="yuv420p",
-            macro_block_size=1, ffmpeg_log_level="error", ffmpeg_params=["-crf", str(int(quality_crf))],
-        )
+
+    def complete(tmp: Path) -> None:
         try:
-            for frame in arr:
-                writer.append_data(frame)
-        finally:
-            writer.close()
+            found = count_frames(tmp)
+        except InputError as exc:
+            raise OutputError(f"cannot write {out}: the written video does not read back ({exc})") from None
+        if found != len(arr):
+            raise OutputError(f"cannot write {out}: {found} of {len(arr)} frames read back")
+
+    with atomic_output(out, suffix=".mp4", check=complete) as tmp:
+        _encode(tmp, arr, fps, crf, out)
     return out
 
 

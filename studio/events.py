@@ -1,72 +1,34 @@
-"""Gradio-facing wrappers around `studio.handlers`: session bootstrapping, error display, output tuples.
+"""Gradio-facing wrappers around `studio.handlers`: session bootstrapping, output tuples, the status area.
 
-Each wrapper reports an `InputError` with `user_errors` (a toast in the browser, an error for API
-clients; the event's outputs, state included, are left unchanged) and returns the values for a fixed
-list of components.
+Every path or scene action returns the REFRESH values (see `REFRESH`): the first twelve are the outputs the
+named API endpoints have always had (gradio_client scripts index them), the rest were added after them.
+Errors go to the status area (see `studio.messages.user_errors`) and leave every other output as it was.
+The 3D view's figure is sent only when the scene (or how it is drawn) changes; path edits send the camera
+payload, which the browser applies to the live figure.
 """
 from __future__ import annotations
 
-import functools
 import time
 
 import gradio as gr
 
-from engine.errors import Cancelled, InputError, WeightsMissingError
-from studio import figures, files, handlers
+from engine.errors import Cancelled, InputError
+from engine.json_input import parse_json
+from studio import figures, files, handlers, persist
 from studio import generate as gen
 from studio.figures import coverage_figure
+from studio.messages import status_html, user_errors
 from studio.state import COVERAGE_WARN, Session
+from studio.viewcam import MAX_PAYLOAD_BYTES
 
-
-API_CALLERS = ("api", "mcp")  # gradio_client / MCP send this in the x-gradio-user header
-
-
-def _from_api_client() -> bool:
-    """True when the running event was called through the API (or outside any request, e.g. tests)."""
-    from gradio.context import LocalContext
-
-    request = LocalContext.request.get(None)
-    if request is None:
-        return True
-    headers = getattr(request, "headers", None) or {}
-    return str(headers.get("x-gradio-user", "")).lower() in API_CALLERS
-
-
-def error_toast(message: str) -> None:
-    """An error toast in the page without failing the event (gradio's own gr.Info/gr.Warning path,
-    level "error", which its log message and frontend support); gr.Warning where that is unavailable."""
-    from gradio.context import LocalContext
-
-    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
-    queue = getattr(blocks, "_queue", None)
-    if queue is not None and event_id is not None:
-        try:
-            queue.log_message(event_id=event_id, log=message, title="Error", level="error")
-            return
-        except Exception:  # noqa: BLE001 - a gradio internals change must still show the message
-            pass
-    gr.Warning(message, title="Error")
-
-
-def user_errors(fn):
-    """Report engine input errors without a traceback and without touching the event's outputs.
-
-    In the browser: an error toast and every output skipped (gr.skip()), so gradio puts no "Error"
-    badges over the unchanged 3D view, table and sliders. API clients (gradio_client, MCP) get a real
-    error (gr.Error -> gradio_client AppError) with the same one-line message.
-    """
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (InputError, WeightsMissingError) as exc:
-            if _from_api_client():
-                raise gr.Error(str(exc), print_exception=False) from None
-            error_toast(str(exc))
-            return gr.skip()
-
-    return run
+# the outputs of every path/scene action, in this order
+REFRESH = ("session", "plot", "table", "frame", "selected", "summary", "revision", "undo", "redo",
+           "interpolation", "constant_speed", "chunks",  # the API's original twelve
+           "cameras", "keyframe_list", "preview", "coverage", "browser_state", "status")
+N_REFRESH = len(REFRESH)
+PATH_VIDEO_SETTLE_S = 0.4
+STATUS = REFRESH.index("status")
+SCENE_EXTRA = ("preset", "rotation", "distance", "corrected", "sample")  # after the scene status + REFRESH
 
 
 def session_folder(request: gr.Request | None) -> str:
@@ -92,26 +54,45 @@ def plot_value(figure: dict | None):
     return PlotData(type="plotly", plot=figures.to_json(figure))
 
 
-def refresh(session: Session | None, frame=0, table_mode: str = "look-at") -> tuple:
-    """Values for REFRESH outputs: state, 3D view, table, frame slider, selected, summary, revision,
-    undo, redo, interpolation, constant speed, length (chunks)."""
+def coverage_text(frame, coverage: float) -> str:
+    flag = "  (low: the camera leaves what the cache can show)" if coverage < COVERAGE_WARN else ""
+    return f"frame {int(frame)}: {coverage:.1%} covered{flag}"
+
+
+def _clamp_frame(session: Session, frame) -> int:
+    try:
+        return min(max(int(frame or 0), 0), session.num_frames - 1)
+    except (TypeError, ValueError):
+        return 0
+
+
+def refresh(session: Session | None, frame=0, table_mode: str = "look-at", *, figure: bool = False,
+            message: str = "", level: str = "info") -> tuple:
+    """The REFRESH values for `session` at `frame`. figure: re-send the 3D view's figure (new scene or
+    drawing style); otherwise the figure stays and the camera payload updates it in the browser."""
     session = handlers.with_cameras(session) if session is not None and session.path is not None else session
     headers, rows = handlers.keyframe_table(session, table_mode)
+    status = status_html(message, level)
     if session is None or session.scene is None:
         return (session, None, gr.update(value=rows, headers=headers), gr.update(), gr.update(),
                 handlers.path_summary(session), 0, gr.update(interactive=False), gr.update(interactive=False),
-                gr.update(), gr.update(), gr.update())
-    last = session.num_frames - 1
-    try:
-        frame = min(max(int(frame or 0), 0), last)
-    except (TypeError, ValueError):
-        frame = 0
+                gr.update(), gr.update(), gr.update(),
+                "", handlers.table_payload(session, table_mode), gr.update(), gr.update(), gr.update(), status)
+    frame = _clamp_frame(session, frame)
     has_path = session.path is not None
+    if not figure and (session.box is None or not handlers.path_inside(session, session.box)):
+        figure = True  # the path left the figure's box (or no figure yet): a new figure, a bigger box
+    if figure:
+        session = session.replace(box=handlers.fit_box(session))
+    preview, coverage = gr.update(), gr.update()
+    if has_path:
+        image, cov = handlers.render_frame(session, frame, bool(session.view.get("holes")))
+        preview, coverage = image, coverage_text(frame, cov)
     return (
         session,
-        plot_value(handlers.scene_figure(session, frame)),
+        plot_value(handlers.scene_figure(session, frame)) if figure else gr.skip(),
         gr.update(value=rows, headers=headers),
-        gr.update(maximum=last, value=frame),
+        gr.update(maximum=session.num_frames - 1, value=frame),
         session.selected + 1 if has_path else 1,
         handlers.path_summary(session),
         session.revision,
@@ -120,32 +101,78 @@ def refresh(session: Session | None, frame=0, table_mode: str = "look-at") -> tu
         session.path.interpolation if has_path else gr.update(),
         session.path.constant_speed if has_path else gr.update(),
         (session.num_frames - 1) // 120,
+        handlers.camera_payload(session, frame),
+        handlers.table_payload(session, table_mode, nonce=time.monotonic_ns()),
+        preview,
+        coverage,
+        persist.snapshot(session, table_mode),
+        status,
     )
 
 
-def edit(fn):
-    """An event fn `(session, frame, table_mode, *args) -> REFRESH values` from a handler `fn(session, *args)`."""
+def edit(fn, message=None):
+    """An event fn `(session, frame, table_mode, *args) -> REFRESH values` from a handler `fn(session, *args)`.
 
-    @user_errors
+    message: a function of the new session giving the status line (default: the status area is cleared)."""
+
+    @user_errors(outputs=N_REFRESH, status=STATUS)
     def run(session, frame, table_mode, *args):
-        return refresh(fn(session, *args), frame, table_mode)
+        new = fn(session, *args)
+        return refresh(new, frame, table_mode, message=message(new) if message else "")
 
-    run.__name__ = fn.__name__
+    run.__name__ = getattr(fn, "__name__", "edit")
     return run
+
+
+def _table_again(session, frame, table_mode, *args):
+    return handlers.table_payload(session, table_mode, nonce=time.monotonic_ns())
+
+
+@user_errors(outputs=N_REFRESH, status=STATUS, keep={REFRESH.index("keyframe_list"): _table_again})
+def edit_cell(session, frame, table_mode, payload):
+    """One cell of the keyframe list, sent by the browser as JSON {row, column, value}; a rejected value
+    re-sends the list as it was (the cell shows its old value again) and says why in the status area."""
+    data = parse_json(payload, "keyframe table edit", max_bytes=MAX_PAYLOAD_BYTES)
+    if not isinstance(data, dict) or not {"row", "column", "value"} <= set(data):
+        raise InputError("keyframe table: malformed edit from the browser")
+    row, column, value = data["row"], data["column"], data["value"]
+    return refresh(handlers.edit_cell(session, row, column, value, table_mode), frame, table_mode)
+
+
+@user_errors(outputs=N_REFRESH, status=STATUS)
+def select_from_list(session, frame, table_mode, payload):
+    """A keyframe picked in the list (the browser sends its 0-based index as JSON {index})."""
+    data = parse_json(payload, "keyframe list selection", max_bytes=MAX_PAYLOAD_BYTES)
+    if not isinstance(data, dict) or "index" not in data:
+        raise InputError("keyframe list: malformed selection from the browser")
+    index = data["index"]
+    return refresh(handlers.select_keyframe(session, index), frame, table_mode)
 
 
 # ---------------------------------------------------------------------------------------------
 # named API endpoints (also used by the UI)
 
 
-@user_errors
+def scene_values(session, table_mode="look-at", message="", level="info") -> tuple:
+    """Scene status + REFRESH (with the figure) + the default preset's controls + the sample dropdown."""
+    d = handlers.DEFAULT_PRESET
+    sample = session.scene_ref.get("sample") if session is not None else None
+    return ((handlers.scene_status(session),) + refresh(session, 0, table_mode, figure=True, message=message,
+                                                        level=level)
+            + (d["kind"], d["rotation"], d["distance"], d["corrected"], sample))
+
+
+N_SCENE = 1 + N_REFRESH + len(SCENE_EXTRA)
+
+
+@user_errors(outputs=N_SCENE, status=1 + STATUS)
 def load_sample(session, name, request: gr.Request = None):
     """Load a bundled sample scene. Returns the scene status line, then the refreshed view."""
     session = handlers.load_sample(ensure(session, request), name)
-    return (handlers.scene_status(session),) + refresh(session, 0)
+    return scene_values(session)
 
 
-@user_errors
+@user_errors(outputs=N_SCENE, status=1 + STATUS)
 def load_upload(session, image, depth_file, fov, fit, weights_dir, request: gr.Request = None,
                 progress=gr.Progress()):
     def report(fraction, message=""):
@@ -154,18 +181,18 @@ def load_upload(session, image, depth_file, fov, fit, weights_dir, request: gr.R
     progress(0, desc="reading image")
     session = handlers.load_upload(ensure(session, request), image, depth_file, fov, fit, weights_dir or None,
                                    progress=report)
-    return (handlers.scene_status(session),) + refresh(session, 0)
+    return scene_values(session)
 
 
-@user_errors
+@user_errors(outputs=N_REFRESH, status=STATUS)
 def set_preset(session, kind, rotation, distance, chunks, corrected, frame=0, table_mode="look-at"):
     """Replace the path with an official GEN3C trajectory (frames = 120 * chunks + 1)."""
     return refresh(handlers.set_preset(session, kind, rotation, distance, chunks, corrected), frame, table_mode)
 
 
-@user_errors
+@user_errors(outputs=N_REFRESH, status=STATUS)
 def add_keyframe(session, position, look_at, fov, frame=0, table_mode="look-at"):
-    """Append a keyframe from numbers: position "x y z", look-at "x y z" (world, OpenCV axes), vertical FOV."""
+    """Add a keyframe from numbers: position "x y z", look-at "x y z" (world, OpenCV axes), vertical FOV."""
     return refresh(handlers.add_keyframe(session, position, look_at, fov), frame, table_mode)
 
 
@@ -173,89 +200,118 @@ def add_keyframe(session, position, look_at, fov, frame=0, table_mode="look-at")
 def render_frame(session, frame, show_holes=False):
     """The warped preview at path frame `frame`: image and coverage text."""
     image, coverage = handlers.render_frame(session, frame, bool(show_holes))
-    flag = "  (low: the camera leaves what the cache can show)" if coverage < COVERAGE_WARN else ""
-    return image, f"frame {int(frame)}: {coverage:.1%} covered{flag}"
+    return image, coverage_text(frame, coverage)
+
+
+def _write_export(session, fmt, request) -> str:
+    session = handlers.require_path(session)
+    folder = session.folder or session_folder(request)
+    return str(files.export_path(session.path, fmt, session.num_frames, *handlers.MODEL_SIZE, folder))
 
 
 @user_errors
 def export_path(session, fmt, request: gr.Request = None):
-    """Write the path as 'nerfstudio' | 'npz' | 'json' and return the file."""
-    session = handlers.require_path(session)
-    folder = session.folder or session_folder(request)
-    return str(files.export_path(session.path, fmt, session.num_frames, *handlers.MODEL_SIZE, folder))
+    """Write the path as 'nerfstudio' | 'npz' | 'json' and return the file (named camera_path.json,
+    cameras.npz or path.json, in a folder of its own)."""
+    return _write_export(session, fmt, request)
+
+
+@user_errors(outputs=2, status=1)
+def export_to_list(session, fmt, earlier, request: gr.Request = None):
+    """The UI's export: the new file joins the session's earlier exports (newest first, each its own
+    download) and the status area says what was written."""
+    from pathlib import Path
+
+    file = _write_export(session, fmt, request)
+    paths = [file] + [p for p in _file_paths(earlier) if p != file]
+    return paths[:8], status_html(f"Exported {Path(file).name} ({files.EXPORT_FORMATS[fmt]}).")
+
+
+def _file_paths(value) -> list[str]:
+    items = value if isinstance(value, list) else ([] if value is None else [value])
+    out = []
+    for item in items:
+        path = item if isinstance(item, str) else getattr(item, "path", None) or (
+            item.get("path") if isinstance(item, dict) else None)
+        if path:
+            out.append(str(path))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # other UI events
 
 
-@user_errors
+@user_errors(outputs=N_REFRESH, status=STATUS)
 def import_path(session, file, frame, table_mode):
     session = handlers.require_scene(session)
     path = files.import_path(file, handlers.MODEL_SIZE[0])
     frames = session.num_frames
     count = len(path.keyframes)
-    if count in (121, 241, 361, 481) and count != frames:  # a per-frame file: keep its length
+    if count in persist.FRAME_CHOICES and count != frames:  # a per-frame file: keep its length
         frames = count
-    gr.Info(f"Imported a path with {count} keyframes.")
-    return refresh(session.with_path(path, num_frames=frames, selected=0), frame, table_mode)
+    return refresh(session.with_path(path, num_frames=frames, selected=0, targets={}), frame, table_mode,
+                   message=f"Imported a path with {count} keyframes.")
 
 
-@user_errors
+@user_errors(outputs=2, status=1)
 def export_ply(session, request: gr.Request = None):
     session = handlers.require_scene(session)
-    file = files.unique_file(session.folder or session_folder(request), "pointcloud.ply")
+    file = files.export_folder(session.folder or session_folder(request)) / "pointcloud.ply"
     session.scene.save_ply(file)
-    return str(file)
+    return str(file), status_html(f"Exported {file.name}.")
 
 
-@user_errors
-def select_row(session, frame, table_mode, evt: gr.SelectData):
-    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-    return refresh(handlers.select_keyframe(session, int(row)), frame, table_mode)
-
-
-@user_errors
-def select_number(session, number, frame, table_mode):
-    return refresh(handlers.select_keyframe(session, int(number or 1) - 1), frame, table_mode)
-
-
-def path_video(session, show_holes=False):
+def path_video(session, frame=0):
     """The low-res preview video of the whole path and the coverage chart; stale results are dropped."""
     if session is None or session.path is None:
         return gr.skip(), gr.skip(), gr.skip()
+    if not session.path.can_animate:
+        return None, gr.skip(), "One keyframe: add another (Add from view) to see the camera move."
     revision = session.revision
     stride = handlers.preview_stride()
-    index, frames, coverage = handlers.render_path(session, bool(show_holes), stride)
-    if not session.latest.is_current(revision):
-        return gr.skip(), gr.skip(), gr.skip()  # a newer edit is on its way; its render will show
+    stale = lambda: not session.latest.is_current(revision)  # noqa: E731 - a newer edit is on its way
+    time.sleep(PATH_VIDEO_SETTLE_S)  # let a run of quick edits finish first: their previews come before the video
+    if stale():
+        return gr.skip(), gr.skip(), gr.skip()
+    out = handlers.render_path(session, bool(session.view.get("holes")), stride, stale=stale)
+    if out is None or stale():
+        return gr.skip(), gr.skip(), gr.skip()  # the newer edit's render will show
+    index, frames, coverage = out
     from engine.video import write_mp4
 
     file = files.unique_file(session.folder or files.new_session_folder(), "preview.mp4")
     write_mp4(file, frames, fps=24 / stride)
     files.keep_newest(file.parent, "preview-", keep=2)
-    return (str(file), coverage_figure(coverage, COVERAGE_WARN, frames=index),
+    current = _clamp_frame(session, frame)
+    return (str(file), coverage_figure(coverage, COVERAGE_WARN, current=current, frames=index),
             handlers.coverage_warning(coverage, index))
 
 
 def weights_panel(weights_dir):
+    """(panel markdown, Generate enabled, accordion open, no-text-encoder offered)."""
     ok, message = gen.weights_status(weights_dir or None)
-    return message, gr.update(interactive=ok)
+    zero_ok, _ = gen.weights_status(weights_dir or None, zero_text=True)
+    return message, gr.update(interactive=ok or zero_ok), gr.update(open=ok or zero_ok)
 
 
 def cancel_generation(session):
     if session is not None:
         session.cancel.set()
-    return "Cancelling after the current step..."
+    return "Cancelling after the current step...", gr.update(interactive=False)
 
 
 def make_generate(weights_dir):
     """The generate event fn."""
 
     @user_errors
-    def generate(session, prompt, negative_prompt, steps, guidance, seed, cfg, progress=gr.Progress()):
-        settings = gen.validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg)
-        session = handlers.require_path(session)
+    def generate(session, prompt, negative_prompt, steps, guidance, seed, cfg, no_text_encoder=False,
+                 fast_mode="none", progress=gr.Progress()):
+        settings = gen.validate_settings(prompt, negative_prompt, steps, guidance, seed, cfg, fast_mode)
+        session = handlers.require_motion(session)
+        settings["foreground_masking"] = bool(session.preview.foreground_masking)
+        if no_text_encoder:
+            settings["zero_text"] = True
         session.cancel.clear()
         started = time.perf_counter()
 

@@ -1,19 +1,19 @@
-"""Plotly figures: the point-cloud scene with camera frustums and path, and the coverage chart.
+"""Plotly figures: the 3D view (the scene as a coloured surface or points, keyframe frustums, the path, the
+current frame's camera) and the coverage chart.
 
-Everything is drawn in display coordinates (see `studio.viewcam`). The point cloud is capped at
-`POINT_BUDGET` points (sent to the browser as JSON on every path change; plotly encodes the numeric
-arrays as base64, the colours as "#rrggbb" strings: about 0.6 MB at 20k points).
+Everything is drawn in display coordinates (see `studio.viewcam`). The 3D view is one persistent figure:
+the scene trace is sent once per scene; path edits replace only the camera traces (`camera_traces`, the
+slots from PATH_TRACE on), which the browser applies to the live figure (studio/web/studio.js).
 
-Point budget: 20,000 points drawn as square markers (override with $GEN3C_STUDIO_POINTS). Measured on a
-GPU-less client (headless Chromium, software WebGL, 2 shared CPU cores; animation-frame interval while
-orbiting, median of one 12-step drag, noisy): circles 50k ~1600 ms, 30k ~1400 ms, 20k ~860 ms; squares
-50k ~780 ms, 30k ~580 ms, 20k ~270 ms. plotly draws every marker as a glyph mesh, so circles cost several
-times the triangles of squares; 20k squares keep orbiting usable without a GPU (a GPU draws any of these
-at full frame rate) and the 1.5 px squares still read as the scene.
+Budgets (what a GPU-less browser, i.e. software WebGL, still orbits smoothly): the surface is a grid mesh of
+`VERTEX_BUDGET` vertices (`DETAIL_LEVELS`, or $GEN3C_STUDIO_VERTICES); the points mode draws `POINT_BUDGET`
+square markers ($GEN3C_STUDIO_POINTS). plotly draws every marker as a glyph mesh, so points cost several
+times the triangles of the surface for the same coverage.
 """
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,31 +22,38 @@ from engine.cameras import look_at_w2c
 from studio.viewcam import SceneBox, plotly_camera_from_pose, to_display
 
 
-def _point_budget(default: int = 20_000) -> int:
-    """The cloud's point budget: $GEN3C_STUDIO_POINTS (1,000-500,000) or `default`."""
-    import os
-
-    raw = os.environ.get("GEN3C_STUDIO_POINTS", "").strip()
+def _budget(env: str, default: int, lo: int, hi: int) -> int:
+    """An integer budget from the environment variable `env` (in lo..hi) or `default`."""
+    raw = os.environ.get(env, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"GEN3C_STUDIO_POINTS must be a whole number, got {raw!r}") from None
-    if not 1_000 <= value <= 500_000:
-        raise ValueError(f"GEN3C_STUDIO_POINTS must be in 1000..500000, got {value}")
+        raise ValueError(f"{env} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"{env} must be in {lo}..{hi}, got {value}")
     return value
 
 
-POINT_BUDGET = _point_budget()
+POINT_BUDGET = _budget("GEN3C_STUDIO_POINTS", 20_000, 1_000, 500_000)
+DETAIL_LEVELS = {"low": 6_000, "standard": 16_000, "high": 60_000}  # surface vertices
+DEFAULT_DETAIL = "standard"
+VERTEX_BUDGET = _budget("GEN3C_STUDIO_VERTICES", DETAIL_LEVELS[DEFAULT_DETAIL], 500, 500_000)
 MARKER_SIZE = 1.5
 MARKER_SYMBOL = "square"  # WebGL draws each marker as a glyph mesh: a square is far fewer triangles than a circle
-MAX_FRUSTUMS = 24  # more keyframes than this (presets: one per frame) -> draw every n-th
-KEYFRAME_COLOUR = "#3b82f6"
-SELECTED_COLOUR = "#06b6d4"
-CURRENT_COLOUR = "#f97316"
-PATH_COLOUR = "#a855f7"
-CLOUD_TRACE = 0  # the JS click hook accepts clicks on this trace only
+MAX_FRUSTUMS = 24  # more keyframes than this -> draw every n-th (always first, last, selected)
+FRUSTUM_SHARE = 0.05  # frustum depth as a share of the scene's median depth
+KEYFRAME_COLOUR = "#60a5fa"
+SELECTED_COLOUR = "#22d3ee"
+CURRENT_COLOUR = "#fb923c"
+PATH_COLOUR = "#d8b4fe"
+LABEL_COLOUR = "#f0f9ff"
+BACKGROUND = "#2b3340"  # a dark backdrop: the scene's colours and the white keyframe frame read well on it
+
+CLOUD_TRACE = 0  # the scene (surface or points); the JS click hook accepts clicks on this trace only
+PATH_TRACE, KEYFRAMES_TRACE, SELECTED_TRACE, LABELS_TRACE, CURRENT_TRACE = 1, 2, 3, 4, 5
+CAMERA_TRACES = (PATH_TRACE, KEYFRAMES_TRACE, SELECTED_TRACE, LABELS_TRACE, CURRENT_TRACE)
 CURRENT_TRACE_NAME = "current frame"
 FRAMES_META = "studio_frames"  # layout.meta key: per-frame highlight geometry for studio.js
 
@@ -58,6 +65,11 @@ def _hex_colours(rgb: np.ndarray) -> list[str]:
 
 # a frustum polyline as indices into its 6 key points (apex, 4 image corners, up tick); -1 = a gap
 FRUSTUM_SEQUENCE = (0, 1, 2, 0, 3, 4, 0, -1, 1, 2, 3, 4, 1, -1, 1, 5, 2, -1)
+
+
+def frustum_size(focus_distance: float) -> float:
+    """Frustum depth (apex to image rectangle) for a scene whose median depth is `focus_distance`."""
+    return FRUSTUM_SHARE * float(focus_distance)
 
 
 def frustum_points(w2c: np.ndarray, fov_y_deg: float, aspect: float, size: float) -> np.ndarray:
@@ -78,13 +90,9 @@ def frustum_lines(w2c: np.ndarray, fov_y_deg: float, aspect: float, size: float)
     return pts[list(FRUSTUM_SEQUENCE)]
 
 
-def _lines_trace(polylines: list[np.ndarray], colour: str, width: float, name: str) -> go.Scatter3d:
-    if polylines:
-        pts = np.concatenate([np.vstack([p, np.full((1, 3), np.nan)]) for p in polylines])
-    else:
-        pts = np.zeros((0, 3))
-    return go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="lines", name=name,
-                        line=dict(color=colour, width=width), hoverinfo="skip", connectgaps=False)
+def frame_geometry(w2cs: np.ndarray, fovs_y_deg: np.ndarray, aspect: float, size: float) -> np.ndarray:
+    """[T, 6, 3] frustum key points (display coords, see `frustum_points`) of every path frame."""
+    return np.stack([frustum_points(w, f, aspect, size) for w, f in zip(np.asarray(w2cs), np.asarray(fovs_y_deg))])
 
 
 def keyframe_indices_to_draw(count: int, selected: int | None) -> list[int]:
@@ -98,86 +106,136 @@ def keyframe_indices_to_draw(count: int, selected: int | None) -> list[int]:
     return sorted(keep)
 
 
+def _xyz(points: np.ndarray) -> dict:
+    """Trace coordinates as JSON-ready lists (None where a polyline has a gap)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    out = {}
+    for k, axis in enumerate("xyz"):
+        col = np.round(pts[:, k], 6)
+        out[axis] = [None if not math.isfinite(v) else float(v) for v in col.tolist()]
+    return out
+
+
+def _lines(polylines: list[np.ndarray], colour: str, width: float, name: str) -> dict:
+    pts = (np.concatenate([np.vstack([p, np.full((1, 3), np.nan)]) for p in polylines]) if polylines
+           else np.zeros((0, 3)))
+    return dict(type="scatter3d", mode="lines", name=name, line=dict(color=colour, width=width),
+                hoverinfo="skip", connectgaps=False, showlegend=False, **_xyz(pts))
+
+
+def camera_traces(*, aspect: float, focus_distance: float, keyframes=(), selected: int | None = None,
+                  path_centres: np.ndarray | None = None, frame_cameras=None, current: int = 0) -> tuple[list, dict]:
+    """The camera traces of the 3D view (slots PATH_TRACE.. CURRENT_TRACE, in that order) and the per-frame
+    highlight geometry for layout.meta[FRAMES_META] ({} without frames).
+
+    keyframes: (w2c, fov_y_deg) pairs; path_centres: world camera centres along the sampled path;
+    frame_cameras: (w2cs [T,4,4], fov_y_deg [T]) of every path frame, `current` the one highlighted.
+    """
+    size = frustum_size(focus_distance)
+    centres = np.zeros((0, 3)) if path_centres is None or not len(path_centres) else to_display(path_centres)
+    path = dict(type="scatter3d", mode="lines", name="path", line=dict(color=PATH_COLOUR, width=4),
+                hoverinfo="skip", showlegend=False, **_xyz(centres))
+    draw = keyframe_indices_to_draw(len(keyframes), selected)
+    normal = [frustum_lines(keyframes[i][0], keyframes[i][1], aspect, size) for i in draw if i != selected]
+    has_selected = selected is not None and 0 <= selected < len(keyframes)
+    sel = [frustum_lines(keyframes[selected][0], keyframes[selected][1], aspect, size)] if has_selected else []
+    label_at = (np.array([frustum_points(keyframes[i][0], keyframes[i][1], aspect, size)[5] for i in draw])
+                if draw else np.zeros((0, 3)))
+    labels = dict(type="scatter3d", mode="text", name="keyframe numbers", text=[str(i + 1) for i in draw],
+                  textposition="top center", textfont=dict(color=LABEL_COLOUR, size=15, family="Arial Black"),
+                  hoverinfo="skip", showlegend=False, **_xyz(label_at))
+    meta, current_lines = {}, []
+    if frame_cameras is not None and len(frame_cameras[0]):
+        geometry = frame_geometry(frame_cameras[0], frame_cameras[1], aspect, size * 1.15)
+        t = min(max(int(current), 0), len(geometry) - 1)
+        current_lines = [geometry[t]]
+        meta = {"trace": CURRENT_TRACE, "sequence": list(FRUSTUM_SEQUENCE),
+                "points": np.round(geometry, 5).reshape(len(geometry), -1).tolist()}
+    cur = _lines([np.vstack([g, np.full((1, 3), np.nan)])[list(FRUSTUM_SEQUENCE)] for g in current_lines],
+                 CURRENT_COLOUR, 7, CURRENT_TRACE_NAME)
+    traces = [path, _lines(normal, KEYFRAME_COLOUR, 3, "keyframes"),
+              _lines(sel, SELECTED_COLOUR, 6, f"selected keyframe {selected + 1}" if has_selected else "selected keyframe"),
+              labels, cur]
+    return traces, meta
+
+
+def _typed(values: np.ndarray):
+    """A float32 / int32 array as plotly.js's base64 typed-array spec ({dtype, bdata}): compact JSON."""
+    import base64
+
+    arr = np.ascontiguousarray(values)
+    kind = {np.dtype(np.float32): "f4", np.dtype(np.int32): "i4"}[arr.dtype]
+    return {"dtype": kind, "bdata": base64.b64encode(arr.astype(arr.dtype.newbyteorder("<")).tobytes()).decode()}
+
+
+def _surface_trace(mesh) -> dict:
+    v = to_display(mesh.vertices).astype(np.float32)
+    f = mesh.faces.astype(np.int32)
+    return dict(type="mesh3d", name="scene surface", x=_typed(v[:, 0]), y=_typed(v[:, 1]), z=_typed(v[:, 2]),
+                i=_typed(f[:, 0]), j=_typed(f[:, 1]), k=_typed(f[:, 2]),
+                flatshading=True, hoverinfo="none", showscale=False, showlegend=False,
+                lighting=dict(ambient=1.0, diffuse=0.0, specular=0.0, roughness=1.0, fresnel=0.0),
+                lightposition=dict(x=0, y=0, z=1e5))
+
+
+def _points_trace(xyz: np.ndarray) -> dict:
+    pts = to_display(xyz).astype(np.float32)
+    return dict(type="scatter3d", mode="markers", name="point cloud", x=_typed(pts[:, 0]), y=_typed(pts[:, 1]),
+                z=_typed(pts[:, 2]),
+                marker=dict(size=MARKER_SIZE, symbol=MARKER_SYMBOL, line=dict(width=0)),
+                hoverinfo="none", showlegend=False)
+
+
 def scene_figure(
-    xyz: np.ndarray,
-    rgb: np.ndarray,
+    xyz: np.ndarray | None = None,
+    rgb: np.ndarray | None = None,
     *,
+    mesh=None,
     box: SceneBox,
     aspect: float,
     focus_distance: float,
-    keyframes: list[tuple[np.ndarray, float]] = (),
+    keyframes=(),
     selected: int | None = None,
     path_centres: np.ndarray | None = None,
-    frame_cameras: tuple[np.ndarray, np.ndarray] | None = None,
+    frame_cameras=None,
     current: int = 0,
     uirevision: str = "scene",
+    scene_key: str = "",
+    view_w2c: np.ndarray | None = None,
+    view_distance: float | None = None,
 ) -> dict:
-    """The 3D view: coloured points, numbered keyframe frustums, the path line, the current camera.
+    """The 3D view as a plotly JSON dict (see `to_json`): the scene (a `studio.mesh.SceneMesh` surface when
+    `mesh` is given, else the points xyz/rgb), then the camera traces (see `camera_traces`).
 
-    xyz/rgb: world points and uint8 colours (already capped); keyframes: (w2c, fov_y_deg) pairs;
-    path_centres: world camera centres along the sampled path; frame_cameras: (w2cs [T,4,4], fov_y_deg [T])
-    of every path frame, `current` the one highlighted. The frustum key points of every frame travel in
-    `layout.meta` (see `frame_geometry`) so the browser moves the highlight without a new figure.
-    Returns the figure as a plotly JSON dict (see `to_json`): plotly's per-element validation of many
-    colour strings would take seconds, so the cloud colours are set after validation.
+    The initial view is `view_w2c` (a pose, orbiting a point `view_distance` ahead), default: behind and
+    above the first camera; turntable orbiting keeps display +z (world up) up. `scene_key` names the scene:
+    the browser keeps the user's view when a new figure of the same scene arrives (a bigger box). Colours are set after
+    plotly's validation, which would take seconds over many colour strings.
     """
-    pts = to_display(xyz).astype(np.float32)  # float32 arrays travel as base64
-    colours = _hex_colours(rgb)
-    size = 0.12 * float(focus_distance)
-    traces = [go.Scatter3d(
-        x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], mode="markers", name="point cloud",
-        marker=dict(size=MARKER_SIZE, symbol=MARKER_SYMBOL, line=dict(width=0)),
-        hoverinfo="none", showlegend=False,
-    )]
-    if path_centres is not None and len(path_centres):
-        pc = to_display(path_centres)
-        traces.append(go.Scatter3d(x=pc[:, 0], y=pc[:, 1], z=pc[:, 2], mode="lines", name="path",
-                                   line=dict(color=PATH_COLOUR, width=4), hoverinfo="skip"))
-    draw = keyframe_indices_to_draw(len(keyframes), selected)
-    normal = [frustum_lines(keyframes[i][0], keyframes[i][1], aspect, size) for i in draw if i != selected]
-    traces.append(_lines_trace(normal, KEYFRAME_COLOUR, 3, "keyframes"))
-    if selected is not None and 0 <= selected < len(keyframes):
-        sel = frustum_lines(keyframes[selected][0], keyframes[selected][1], aspect, size)
-        traces.append(_lines_trace([sel], SELECTED_COLOUR, 6, f"selected keyframe {selected + 1}"))
-    if draw:
-        centres = to_display(np.array([-keyframes[i][0][:3, :3].T @ keyframes[i][0][:3, 3] for i in draw]))
-        traces.append(go.Scatter3d(
-            x=centres[:, 0], y=centres[:, 1], z=centres[:, 2], mode="text", name="keyframe numbers",
-            text=[str(i + 1) for i in draw], textposition="top center",
-            textfont=dict(color=KEYFRAME_COLOUR, size=12), hoverinfo="skip", showlegend=False))
-    meta = {}
-    if frame_cameras is not None and len(frame_cameras[0]):
-        geometry = frame_geometry(frame_cameras[0], frame_cameras[1], aspect, size * 1.2)
-        t = min(max(int(current), 0), len(geometry) - 1)
-        cur = np.vstack([geometry[t], np.full((1, 3), np.nan)])[list(FRUSTUM_SEQUENCE)]
-        meta = {FRAMES_META: {"trace": len(traces), "sequence": list(FRUSTUM_SEQUENCE),
-                              "points": np.round(geometry, 5).reshape(len(geometry), -1).tolist()}}
-        traces.append(_lines_trace([cur], CURRENT_COLOUR, 7, CURRENT_TRACE_NAME))
-
-    # initial view: from behind and above the first camera, looking at the scene centre
-    start = look_at_w2c([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
-                        [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
-    camera = plotly_camera_from_pose(start, box, 1.9 * focus_distance, world_up=True)
+    if mesh is not None:
+        scene_trace = _surface_trace(mesh)
+        scene_trace["vertexcolor"] = _hex_colours(mesh.colours)
+    else:
+        scene_trace = _points_trace(xyz)
+        scene_trace["marker"]["color"] = _hex_colours(rgb)
+    traces, meta = camera_traces(aspect=aspect, focus_distance=focus_distance, keyframes=keyframes,
+                                 selected=selected, path_centres=path_centres, frame_cameras=frame_cameras,
+                                 current=current)
+    if view_w2c is None:  # behind and above the first camera, looking at the scene centre
+        view_w2c = look_at_w2c([0.0, -0.35 * focus_distance, -0.9 * focus_distance],
+                               [0.0, 0.0, focus_distance], [0.0, -1.0, 0.0])
+        view_distance = 1.9 * focus_distance
+    camera = plotly_camera_from_pose(view_w2c, box, view_distance or focus_distance, world_up=True)
     scene = box.layout()
-    for name in ("xaxis", "yaxis", "zaxis"):
-        scene[name].update(showbackground=False, showgrid=True, zeroline=False, title="",
-                           showticklabels=False, showspikes=False)
+    for name in ("xaxis", "yaxis", "zaxis"):  # no axes: the box is room for the path, not a thing to look at
+        scene[name].update(visible=False, showspikes=False)
     scene["camera"] = dict(camera, projection=dict(type="perspective"))
     scene["dragmode"] = "turntable"  # the screen's up stays display +z (world up): no upside-down views
-    fig = go.Figure(traces)
-    fig.update_layout(
-        scene=scene, uirevision=uirevision, meta=meta, margin=dict(l=0, r=0, t=0, b=0), height=520,
-        legend=dict(orientation="h", y=0.02, x=0.01, bgcolor="rgba(255,255,255,0.6)"),
-        paper_bgcolor="rgba(0,0,0,0)", clickmode="event",
-    )
-    data = fig.to_plotly_json()
-    data["data"][CLOUD_TRACE]["marker"]["color"] = colours
-    return data
-
-
-def frame_geometry(w2cs: np.ndarray, fovs_y_deg: np.ndarray, aspect: float, size: float) -> np.ndarray:
-    """[T, 6, 3] frustum key points (display coords, see `frustum_points`) of every path frame."""
-    return np.stack([frustum_points(w, f, aspect, size) for w, f in zip(np.asarray(w2cs), np.asarray(fovs_y_deg))])
+    scene["bgcolor"] = BACKGROUND
+    layout = dict(scene=scene, uirevision=uirevision, meta={FRAMES_META: meta, "studio_scene": scene_key},
+                  margin=dict(l=0, r=0, t=0, b=0), showlegend=False,
+                  paper_bgcolor="rgba(0,0,0,0)", clickmode="event", hovermode="closest")
+    return {"data": [scene_trace] + traces, "layout": layout}
 
 
 def to_json(figure: dict) -> str:
@@ -189,7 +247,8 @@ def to_json(figure: dict) -> str:
 
 def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None = None,
                     frames: np.ndarray | None = None) -> go.Figure:
-    """Coverage (share of covered pixels) per rendered frame, frames under `threshold` marked in red."""
+    """Coverage (share of covered pixels) per rendered frame, frames under `threshold` marked in red, the
+    current frame as a vertical line (shape 1; the browser moves it while scrubbing)."""
     cov = np.asarray(coverage, dtype=np.float64)
     frames = np.arange(len(cov)) if frames is None else np.asarray(frames)
     low = cov < threshold
@@ -200,12 +259,12 @@ def coverage_figure(coverage: np.ndarray, threshold: float, current: int | None 
         fig.add_trace(go.Scatter(x=frames[low], y=cov[low], mode="markers", name=f"< {threshold:.0%}",
                                  marker=dict(color="#dc2626", size=5)))
     fig.add_hline(y=threshold, line=dict(color="#dc2626", dash="dash", width=1))
-    if current is not None:
-        fig.add_vline(x=current, line=dict(color=CURRENT_COLOUR, width=1))
+    fig.add_vline(x=0 if current is None else current, line=dict(color=CURRENT_COLOUR, width=2),
+                  name="current frame")
     fig.update_layout(
-        height=180, margin=dict(l=40, r=10, t=24, b=30), showlegend=False,
-        title=dict(text="coverage along the path", font=dict(size=12)),
-        xaxis=dict(title="frame", range=[0, max(int(frames[-1]) if len(frames) else 1, 1)]),
-        yaxis=dict(title="covered", range=[0, 1.02], tickformat=".0%"),
+        height=120, margin=dict(l=40, r=8, t=6, b=26), showlegend=False,
+        xaxis=dict(title=dict(text="frame", standoff=2), range=[0, max(int(frames[-1]) if len(frames) else 1, 1)]),
+        yaxis=dict(title=dict(text="covered"), range=[0, 1.02], tickformat=".0%"),
+        meta={"studio": "coverage"},
     )
     return fig

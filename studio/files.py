@@ -67,9 +67,10 @@ def remove_session_folder(folder: str) -> None:
 
 
 def sweep_old_folders(max_age_s: float = MAX_AGE_S) -> int:
-    """Remove session folders not modified for `max_age_s` seconds; returns how many were removed."""
+    """Remove session and kept-upload folders not modified for `max_age_s` seconds; returns how many went."""
     now, removed = time.time(), 0
-    for child in studio_root().glob("session-*"):
+    root = studio_root()
+    for child in [*root.glob("session-*"), *root.glob("upload-*")]:
         try:
             if child.is_dir() and now - child.stat().st_mtime > max_age_s:
                 shutil.rmtree(child, ignore_errors=True)
@@ -88,16 +89,26 @@ def unique_file(folder: str, name: str) -> Path:
     return Path(file)
 
 
+EXPORT_NAMES = {"nerfstudio": "camera_path.json", "npz": "cameras.npz", "json": "path.json"}
+
+
+def export_folder(folder: str) -> Path:
+    """A new, empty folder under `folder` for one export, so the file keeps its plain name
+    (camera_path.json, ...) and every export is a download of its own."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="export-", dir=folder))
+
+
 def export_path(path, fmt: str, num_frames: int, height: int, width: int, folder: str) -> Path:
-    """Write the path as `fmt` (see EXPORT_FORMATS) into `folder`; returns the file."""
+    """Write the path as `fmt` (see EXPORT_FORMATS) into a new export folder under `folder`; returns the file,
+    named EXPORT_NAMES[fmt]."""
     from engine import paths
 
     if path is None:
         raise InputError("export: there is no camera path yet (pick a preset or add keyframes)")
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export: unknown format {fmt!r} (use one of {', '.join(EXPORT_FORMATS)})")
-    name = {"nerfstudio": "camera_path.json", "npz": "cameras.npz", "json": "path.json"}[fmt]
-    file = unique_file(folder, name)
+    file = export_folder(folder) / EXPORT_NAMES[fmt]
     try:
         if fmt == "nerfstudio":
             data = paths.to_nerfstudio(path, num_frames, height, width)
@@ -108,7 +119,7 @@ def export_path(path, fmt: str, num_frames: int, height: int, width: int, folder
         else:
             paths.save_path_json(path, file)
     except BaseException:
-        file.unlink(missing_ok=True)
+        shutil.rmtree(file.parent, ignore_errors=True)
         raise
     return file
 

@@ -61,6 +61,8 @@ class Preview:
     video_cache: Any  # engine.cache3d.Cache3D at VIDEO_SIZE
     focus_distance: float  # median scene depth: look-at distance for keyframes and the 3D view orbit
     cloud: Any = None  # (xyz [P,3], rgb uint8 [P,3]) capped at figures.POINT_BUDGET for the 3D view
+    meshes: dict = field(default_factory=dict)  # vertex budget -> studio.mesh.SceneMesh, built on first use
+    foreground_masking: bool = True  # whether the caches blank what the seed's occluders hide
 
 
 class Latest:
@@ -93,6 +95,10 @@ class Session:
     revision: int = 0  # bumped on every path/scene change; stale preview videos are dropped
     latest: Latest = field(default_factory=Latest)
     cancel: threading.Event = field(default_factory=threading.Event)  # set by the Cancel button
+    targets: dict = field(default_factory=dict)  # Keyframe -> look-at point the user typed (table, look-at mode)
+    scene_ref: dict = field(default_factory=dict)  # how to load the scene again: {"sample": name} | {"upload": id}
+    view: dict = field(default_factory=lambda: {"style": "surface", "detail": "standard"})  # 3D view settings
+    box: Any = None  # studio.viewcam.SceneBox of the 3D view's figure now in the browser (None: none sent yet)
 
     def with_path(self, path, *, record: bool = True, **changes) -> "Session":
         """A new session with `path` (history recorded unless record=False) and cameras re-sampled."""

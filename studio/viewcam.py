@@ -162,3 +162,41 @@ def parse_view_payload(text: str) -> tuple[dict, SceneBox | None]:
             raise InputError("3D view camera: degenerate axis ranges")
         box = SceneBox(lo, hi, aspect)
     return data["camera"], box
+
+
+# the 3D view's own field of view is set by the browser so that the frame of a keyframe (FOV f, the model's
+# aspect) fills FRAME_FILL of the plot's height: tan(view/2) = tan(f/2) / FRAME_FILL (width permitting)
+FRAME_FILL = 0.8
+OVERVIEW_ELEVATION_DEG = 28.0  # the default view looks down on the scene from behind the input camera
+OVERVIEW_ASPECT = 1.45  # plot width / height assumed when fitting the default view
+
+
+def view_fov_for_frame(frame_fov_y_deg: float) -> float:
+    """The 3D view's vertical FOV (degrees) that shows a keyframe frame of `frame_fov_y_deg` at FRAME_FILL."""
+    return float(np.degrees(2 * np.arctan(np.tan(np.radians(frame_fov_y_deg) / 2) / FRAME_FILL)))
+
+
+def overview_pose(points_world: np.ndarray, view_fov_y_deg: float, aspect: float = OVERVIEW_ASPECT,
+                  margin: float = 1.06) -> tuple[np.ndarray, float]:
+    """A view from behind and above the input camera that shows every point: (w2c, distance to the orbit
+    centre). The camera looks along the input camera's forward axis tilted down OVERVIEW_ELEVATION_DEG, at
+    the middle of the points' box, from just far enough back for all of them to fit the view."""
+    pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) == 0:
+        pts = np.zeros((1, 3))
+    centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    el = np.radians(OVERVIEW_ELEVATION_DEG)
+    forward = np.array([0.0, np.sin(el), np.cos(el)])  # world: +z ahead, +y down
+    up = np.array([0.0, -1.0, 0.0])
+    right = np.cross(-up, forward)
+    right /= np.linalg.norm(right)
+    cam_up = np.cross(forward, right)
+    rel = pts - centre
+    x, y, z = rel @ right, rel @ cam_up, rel @ forward
+    ty = np.tan(np.radians(view_fov_y_deg) / 2)
+    tx = ty * aspect
+    # the eye sits at centre - D * forward; a point is inside when |x| <= tx (D + z) and |y| <= ty (D + z)
+    distance = float(max(np.max(np.abs(x) * margin / tx - z), np.max(np.abs(y) * margin / ty - z), 1e-3))
+    eye = centre - distance * forward
+    return look_at_w2c(eye, centre, up), distance

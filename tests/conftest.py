@@ -13,6 +13,10 @@ import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+# diffusers' log handler keeps the sys.stderr it sees at its first import; imported inside a test that captures
+# output (capsys), that stream is closed after the test and every later diffusers warning prints a logging error
+import diffusers  # noqa: E402, F401
+
 from reference_fixtures import FIXTURES  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

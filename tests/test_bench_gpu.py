@@ -66,3 +66,22 @@ def test_streamed_vae_needs_a_fraction_of_the_untiled_memory():
     assert 3 < m["decode_streamed_gb"] < 5 and 20 < m["decode_untiled_gb"] < 26
     f = model["fused_attention"]
     assert f["decode_streamed_gb"] < f["decode_untiled_gb"] and f["encode_streamed_gb"] < f["encode_untiled_gb"]
+
+
+def test_ulysses_figure_comes_from_a_torchrun_job_that_matches_one_process(capsys):
+    from engine.bench import gpu
+
+    assert gpu.main(["--tiny", "--repeats", "1", "--only", "dit", "--ulysses-ranks", "2"]) == 0
+    ulysses = json.loads(capsys.readouterr().out)["dit"]["ulysses"]
+    assert "error" not in ulysses, ulysses
+    assert ulysses["parallel"] == "ulysses" and ulysses["world_size"] == 2
+    assert ulysses["tokens_per_rank"] * 2 == ulysses["tokens"] == 3 * 4 * 8  # the tiny DiT's tokens, split
+    assert ulysses["tuned"]["seconds"] > 0 and ulysses["speedup_vs_one_process"] > 0
+    assert ulysses["max_abs_diff_vs_one_process"] <= 1e-5
+
+
+def test_bench_dit_parallel_outside_torchrun_is_a_one_line_error(repo_root):
+    proc = subprocess.run([sys.executable, "-m", "engine", "bench", "dit", "--tiny", "--parallel", "ulysses"],
+                          cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0 and "torchrun" in proc.stderr

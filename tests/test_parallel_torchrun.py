@@ -281,3 +281,22 @@ def test_parallel_outside_torchrun_is_a_one_line_error(tiny_weights_dir, scene, 
     assert rc == 2 and len(err.splitlines()) == 1
     assert re.match(r"error: --parallel ulysses runs under torchrun", err)
     assert not torch.distributed.is_initialized()
+
+
+def test_cfg_parallel_with_fast_mode_matches_one_process_fast_mode(tiny_weights_dir, scene, tmp_path):
+    """The fast mode's per-branch cache contexts run inside the CFG-parallel runner: each rank keeps the state of
+    its own branch, so 2 ranks give what one process gives with the same (approximate) fast mode."""
+    from safetensors.torch import load_file
+
+    single_out, single_lat = tmp_path / "single.mp4", tmp_path / "single.safetensors"
+    run_single(["-m", "engine", "generate", *_cli_args(tiny_weights_dir, scene, single_out),
+                "--cache", "taylorseer", "--save-latents", str(single_lat), "--quiet"])
+    out, lat = tmp_path / "cfg.mp4", tmp_path / "cfg.safetensors"
+    rc, ranks, agent = torchrun(2, ["-m", "engine", "generate", *_cli_args(tiny_weights_dir, scene, out),
+                                    "--cache", "taylorseer", "--save-latents", str(lat), "--parallel", "cfg"],
+                                tmp_path)
+    assert rc == 0, ranks[0][1][-3000:] + agent[-2000:]
+    summary = json.loads(ranks[0][0].strip().splitlines()[-1])
+    assert summary["cache"] == "taylorseer" and summary["approximate"] is True
+    a, b = load_file(str(single_lat))["chunk_0"], load_file(str(lat))["chunk_0"]
+    assert float((a - b).abs().max()) <= LATENT_TOL

@@ -51,7 +51,8 @@ def test_named_endpoints_round_trip(server):
     url, ready_s = server
     client = _client(url)
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/load_sample", "/set_preset", "/add_keyframe", "/render_frame", "/export_path"} <= names
+    assert {"/load_sample", "/set_preset", "/add_keyframe", "/render_frame", "/export_path", "/new_path", "/undo",
+            "/redo"} <= names
 
     t0 = time.perf_counter()
     out = client.predict("living_room", api_name="/load_sample")
@@ -62,10 +63,10 @@ def test_named_endpoints_round_trip(server):
     assert "121 frames" in summary
 
     out = client.predict("left", "center_facing", 0.3, 2, False, api_name="/set_preset")
-    assert out[4].startswith("241 keyframes | 241 frames")
+    assert out[4].startswith("9 keyframes | 241 frames")  # a preset is a few editable keyframes
 
     out = client.predict("0.05 0 -0.3", "0 0 1.5", 45, api_name="/add_keyframe")
-    assert out[4].startswith("242 keyframes")
+    assert out[4].startswith("10 keyframes")
     headers_rows = out[1]
     table = headers_rows.get("value", headers_rows)  # an update {headers, value: {headers, data}}
     rows = table["data"]
@@ -83,7 +84,15 @@ def test_named_endpoints_round_trip(server):
     assert float(coverage0.split(":")[1].split("%")[0]) > 95.0
     assert np.abs(np.asarray(Image.open(image0)).astype(int) - img.astype(int)).mean() > 1.0
 
+    out = client.predict(0, "look-at", api_name="/new_path")  # inputs: frame, table mode (like /undo)
+    assert out[4].startswith("1 keyframe |") and "needs two" in out[4]
+    out = client.predict(0, "look-at", api_name="/undo")
+    assert out[4].startswith("10 keyframes")
+    assert client.predict(0, "look-at", api_name="/redo")[4].startswith("1 keyframe |")
+    client.predict(0, "look-at", api_name="/undo")
+
     exported = client.predict("nerfstudio", api_name="/export_path")
+    assert exported.endswith("camera_path.json")
     data = json.loads(open(exported).read())
     assert len(data["camera_path"]) == 241
     npz = client.predict("npz", api_name="/export_path")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import types
-import warnings
 
 import numpy as np
 import pytest
@@ -103,7 +102,7 @@ def _request(user_header: str | None):
     return types.SimpleNamespace(headers=headers, session_hash="test")
 
 
-def test_errors_are_a_toast_in_the_browser_and_an_error_for_api_clients(base, tmp_path, monkeypatch):
+def test_errors_go_to_the_status_area_in_the_browser_and_are_errors_for_api_clients(base, tmp_path, monkeypatch):
     import gradio as gr
     from gradio.context import LocalContext
 
@@ -114,11 +113,11 @@ def test_errors_are_a_toast_in_the_browser_and_an_error_for_api_clients(base, tm
     before = base.path
     token = LocalContext.request.set(_request(None))  # a browser: no x-gradio-user header
     try:
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always")
-            out = events.import_path(base, str(bad), 0, "look-at")
-        assert out == gr.skip()  # every output (state, 3D view, table, slider...) left as it is
-        assert any("broken.json" in str(w.message) for w in seen)  # gr.Warning outside a live event
+        out = events.import_path(base, str(bad), 0, "look-at")
+        status = out[events.STATUS]
+        # every other output (state, 3D view, table, slider...) is left as it is
+        assert [v for i, v in enumerate(out) if i != events.STATUS] == [gr.skip()] * (events.N_REFRESH - 1)
+        assert "broken.json" in status and "Error" in status
         LocalContext.request.set(_request("api"))
         with pytest.raises(gr.Error, match="broken.json"):
             events.import_path(base, str(bad), 0, "look-at")

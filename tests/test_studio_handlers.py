@@ -9,7 +9,7 @@ import torch
 
 from engine.errors import InputError
 from studio import files, handlers
-from studio.figures import POINT_BUDGET
+from studio.figures import POINT_BUDGET, VERTEX_BUDGET
 from studio.state import Session
 from engine.cameras import look_at_w2c
 from studio.viewcam import plotly_camera_from_pose
@@ -34,7 +34,10 @@ def test_load_sample_status_figure_and_default_path(base):
     status = handlers.scene_status(base)
     assert "1280x704" in status and "points" in status and "FOV" in status and "depth" in status
     fig = handlers.scene_figure(base, frame=0)
-    cloud = fig["data"][0]
+    surface = fig["data"][0]
+    assert surface["type"] == "mesh3d" and 1000 < len(surface["vertexcolor"]) <= VERTEX_BUDGET
+    as_points = handlers.scene_figure(base.replace(view={"style": "points", "detail": "standard"}), frame=0)
+    cloud = as_points["data"][0]
     assert 1000 < len(cloud["marker"]["color"]) <= POINT_BUDGET
     assert fig["layout"]["uirevision"]  # the user's view is kept across updates
     names = [t.get("name") for t in fig["data"]]
@@ -53,7 +56,7 @@ def test_preset_reproduces_the_official_cameras(base):
     from engine import cameras
 
     s = handlers.set_preset(base, "left", "center_facing", 0.3, 1, False)
-    assert s.num_frames == 121 and len(s.path.keyframes) == 121
+    assert s.num_frames == 121 and 2 <= len(s.path.keyframes) <= 12  # a preset is a few editable keyframes
     ref_w2cs, _ = cameras.preset_trajectory("left", base.scene.w2c, base.scene.K, 121, 0.3, "center_facing")
     got, _ = s.path.sample(121, *handlers.MODEL_SIZE)
     assert torch.allclose(got, torch.as_tensor(ref_w2cs, dtype=torch.float32), atol=1e-5)
@@ -87,10 +90,11 @@ def test_add_keyframe_from_plotly_camera_round_trip(base):
     payload = json.dumps({"camera": camera, "ranges": {a: [box.lo[i], box.hi[i]] for i, a in enumerate("xyz")},
                           "aspect": dict(zip("xyz", box.aspect))})
     s = handlers.add_keyframe_from_view(base, payload)
-    assert np.allclose(s.path.keyframes[-1].w2c, pose, atol=1e-9)
+    assert s.selected == base.selected + 1  # inserted after the selected keyframe, and selected
+    assert np.allclose(s.path.keyframes[s.selected].w2c, pose, atol=1e-9)
     # without ranges in the payload the studio's own box is used: same pose
     s2 = handlers.add_keyframe_from_view(base, json.dumps({"camera": camera}))
-    assert np.allclose(s2.path.keyframes[-1].w2c, pose, atol=1e-9)
+    assert np.allclose(s2.path.keyframes[s2.selected].w2c, pose, atol=1e-9)
     with pytest.raises(InputError):
         handlers.add_keyframe_from_view(base, "")
 
@@ -175,7 +179,8 @@ def test_render_frame_follows_the_slider(base):
 
 
 def test_render_path_coverage(base):
-    s = handlers.set_preset(base, "zoom_out", "no_rotation", 0.6, 1, False)
+    # without foreground masking (see test_foreground_masking_applies_to_both_previews for it on)
+    s = handlers.set_foreground_masking(handlers.set_preset(base, "zoom_out", "no_rotation", 0.6, 1, False), False)
     index, frames, coverage = handlers.render_path(s, stride=7)
     assert index.tolist() == list(range(0, 121, 7)) + [120]
     assert frames.shape == (len(index), 176, 320, 3)

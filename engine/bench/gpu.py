@@ -4,8 +4,8 @@ On one H100/H200 with random full-size weights, within ``--budget-s`` (default 4
 are reported as skipped), in this order:
 
 1. ``dit``: one DiT forward at 56,320 tokens in bf16, stock diffusers vs ours (``bench dit``), and
-   ``ulysses`` across every visible GPU (not run here: it needs the torchrun launch of the distributed engine;
-   the field says why);
+   ``ulysses``: the same forward split across every visible GPU (a torchrun job of ``bench dit --parallel
+   ulysses``; ``--ulysses-ranks`` overrides the rank count, e.g. 2 CPU ranks with ``--tiny``);
 2. ``vae``: encode and decode of 121 x 704 x 1280, untiled and streamed (and tiled, approximate), time and peak
    memory (``bench vae``);
 3. ``warp``: 121 frames x 2 buffers at 704 x 1280 (``bench warp``);
@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="first_block", help="fast mode for the skip ratio")
     p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--memory-model", action="store_true", help="add the VAE's meta-device memory arithmetic")
+    p.add_argument("--ulysses-ranks", type=int, default=None,
+                   help="ranks of the ulysses DiT timing (default: every visible GPU; needs 2 or more)")
     p.add_argument("--tiny", action="store_true", help="every section with tiny models on the CPU (smoke test)")
     return p
 
@@ -62,10 +64,20 @@ def _dit(args, device) -> dict:
     forward = out["tuned"]["seconds"]
     out["target_forward_s"] = TARGETS["dit_forward_s"]
     out["meets_target"] = None if args.tiny else forward <= TARGETS["dit_forward_s"]
-    n = torch.cuda.device_count()
-    out["ulysses"] = ("not run: one GPU" if n < 2 else
-                      f"not run: {n} GPUs visible, but the ulysses timing needs the distributed engine launched "
-                      "with torchrun (--parallel ulysses); it is not part of this benchmark yet")
+    out["ulysses"] = _ulysses(args, forward)
+    return out
+
+
+def _ulysses(args, one_process_forward_s: float):
+    from engine.bench.dit_parallel import launch
+
+    n = args.ulysses_ranks if args.ulysses_ranks is not None else torch.cuda.device_count()
+    if n < 2:
+        return f"not run: {n} rank(s) (needs at least 2 GPUs, or --ulysses-ranks)"
+    device = ["--tiny", "--device", "cpu"] if args.tiny else ["--device", "cuda"]
+    out = launch(n, ["--parallel", "ulysses", "--repeats", str(args.repeats), *device], timeout_s=300)
+    if "tuned" in out:
+        out["speedup_vs_one_process"] = one_process_forward_s / out["tuned"]["seconds"]
     return out
 
 

@@ -86,14 +86,10 @@ def _build_dit(tiny: bool, device, dtype):
     return model.eval().requires_grad_(False), cfg
 
 
-def bench_dit(args) -> dict:
-    from engine.models.dit import compile_blocks, set_attention
-
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.tiny else "cpu"))
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    frames, height, width = (3, 8, 16) if args.tiny else (16, 88, 160)
-    model, cfg = _build_dit(args.tiny, device, dtype)
-    text_tokens, text_dim = (32, 32) if args.tiny else (512, 1024)
+def _dit_forward(tiny: bool, model, cfg: dict, device, dtype):
+    """(forward, frames, height, width, text_tokens): one DiT call on fixed random inputs (seed 0)."""
+    frames, height, width = (3, 8, 16) if tiny else (16, 88, 160)
+    text_tokens, text_dim = (32, 32) if tiny else (512, 1024)
     g = torch.Generator(device=device).manual_seed(0)
     latent = torch.randn(1, 16, frames, height, width, device=device, dtype=dtype, generator=g)
     cond = torch.randn(1, cfg["in_channels"] - 16, frames, height, width, device=device, dtype=dtype, generator=g)
@@ -105,6 +101,25 @@ def bench_dit(args) -> dict:
         with torch.no_grad():
             return model(hidden_states=latent, timestep=timestep, encoder_hidden_states=text, fps=24,
                          condition_mask=cond, padding_mask=padding, return_dict=False)[0]
+
+    return forward, frames, height, width, text_tokens
+
+
+def bench_dit_on_ranks(args) -> dict | None:
+    """``bench dit --parallel``: the same forward split over a torchrun job's ranks (JSON on rank 0)."""
+    from engine.bench.dit_parallel import bench_dit_parallel
+
+    return bench_dit_parallel(args, _build_dit,
+                              lambda model, cfg, device, dtype: _dit_forward(args.tiny, model, cfg, device, dtype)[:4])
+
+
+def bench_dit(args) -> dict:
+    from engine.models.dit import compile_blocks, set_attention
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() and not args.tiny else "cpu"))
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    model, cfg = _build_dit(args.tiny, device, dtype)
+    forward, frames, height, width, text_tokens = _dit_forward(args.tiny, model, cfg, device, dtype)
 
     flops = dit_flops(cfg, frames, height, width, text_tokens)
     env = _environment(device)
@@ -194,6 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-stock", action="store_true", help="DiT: skip the stock-diffusers timing")
     parser.add_argument("--skip-untiled", action="store_true", help="VAE: only the streamed and tiled paths")
     parser.add_argument("--stream", type=int, default=1, help="VAE: latent frames per streamed piece (default 1)")
+    parser.add_argument("--parallel", default=None, choices=("ulysses", "ring"),
+                        help="DiT: split the forward over the ranks of a torchrun job (run under torchrun)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 1:
         parser.error("--repeats and --warmup must be >= 1")
@@ -202,6 +219,19 @@ def main(argv=None) -> int:
                   "error": "no GPU: full-size benchmarks need CUDA; run with --tiny for a CPU smoke test"}
         print(json.dumps(result, indent=1))
         return 1
+    if args.parallel is not None:
+        if args.which != "dit":
+            parser.error("--parallel applies to bench dit only")
+        from engine.errors import InputError
+
+        try:
+            result = bench_dit_on_ranks(args)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if result is not None:  # rank 0
+            print(json.dumps(result, indent=1))
+        return 0
     result = bench_dit(args) if args.which == "dit" else bench_vae(args)
     print(json.dumps(result, indent=1))
     return 0

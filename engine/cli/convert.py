@@ -29,10 +29,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import torch
 
+    from engine.atomic import check_output_dir
     from engine.convert import convert_checkpoints
     from engine.errors import InputError
 
     try:
+        check_output_dir(args.out, "--out", must_be_empty=not args.overwrite, parent_must_exist=True)
         convert_checkpoints(args.gen3c, args.tokenizer, args.t5, args.out, progress=print, moge_pt=args.moge,
                             dtype=getattr(torch, args.dtype), height=args.height, width=args.width,
                             chunk_frames=args.chunk_frames, overwrite=args.overwrite)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.atomic import check_output_file
 from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
 from engine.errors import InputError, WeightsMissingError
 from engine.model_defaults import CHUNK_FRAMES
@@ -82,11 +83,7 @@ def _validate_args(args) -> Path:
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out must end in .mp4 (got {args.out})")
-    if out.exists() and out.is_dir():
-        raise InputError(f"--out {args.out} is a folder")
-    if not out.parent.exists():
-        raise InputError(f"--out folder {out.parent} does not exist")
-    return out
+    return check_output_file(out, "--out")  # a folder, under a file, missing or read-only: refused now
 
 
 def _latents_path(args) -> Path | None:
@@ -95,20 +92,15 @@ def _latents_path(args) -> Path | None:
     path = Path(args.save_latents)
     if path.suffix.lower() != ".safetensors":
         raise InputError(f"--save-latents must end in .safetensors (got {args.save_latents})")
-    if path.exists() and path.is_dir():
-        raise InputError(f"--save-latents {args.save_latents} is a folder")
-    if not path.parent.exists():
-        raise InputError(f"--save-latents folder {path.parent} does not exist")
-    return path
+    return check_output_file(path, "--save-latents")
 
 
 def _save_latents(path: Path, latents) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    from engine.atomic import atomic_output
+    from engine.atomic import atomic_write_bytes
 
-    with atomic_output(path) as tmp:
-        save_file({f"chunk_{k}": x.float().contiguous() for k, x in enumerate(latents)}, str(tmp))
+    atomic_write_bytes(path, save({f"chunk_{k}": x.float().contiguous() for k, x in enumerate(latents)}))
 
 
 def _cache_settings(args):
@@ -121,11 +113,15 @@ def _cache_settings(args):
     return CacheSettings(args.cache, threshold=args.cache_threshold)
 
 
+def _weight_parts(zero_text: bool) -> tuple[str, ...]:
+    return ("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
+
+
 def _resolve_weights(weights, zero_text: bool):
     from engine.models.weights import find_weights
 
     status = find_weights(weights)
-    status.require("config", "transformer", "vae", *(() if zero_text else ("text_encoder", "text_tokenizer")))
+    status.require(*_weight_parts(zero_text))
     return Path(status.root)
 
 
@@ -167,6 +163,7 @@ def run(args, session=None) -> dict:
 
     from engine import cameras, depth as depth_mod, images, validate, video
     from engine.models.config import Gen3CConfig
+    from engine.models.integrity import check_weights
     from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline, resolve_placement
     from engine.scene import build_scene
 
@@ -194,6 +191,8 @@ def run(args, session=None) -> dict:
 
         check_before_weights(session, root, config, preset=args.preset, frames=args.frames,
                              distance=args.distance, rotation=args.rotation)
+    # the weights folder whole and agreeing with its configs: seconds, no tensor loaded, before any model loads
+    check_weights(root, _weight_parts(args.no_text_encoder))
     moge = args.moge or depth_mod.find_moge_weights(root)
     estimator = None
     if moge is not None:

@@ -8,14 +8,16 @@ files appear in --out only once all of them are complete.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from engine.atomic import atomic_output, check_output_dir, output_error
 from engine.cli.common import add_camera_args, cameras_from_path_file, check_preset_args, run_command
-from engine.errors import WeightsMissingError
+from engine.errors import OutputError, WeightsMissingError
 from engine.model_defaults import CHUNK_FRAMES, FPS, MODEL_HEIGHT, MODEL_WIDTH
 
 # Render sizes the preview accepts (a side); the frame limit scales with the size (engine.validate.frame_count).
@@ -74,6 +76,34 @@ def _scene(args):
         estimator.release()
 
 
+def _write_all(out: Path, write) -> list[str]:
+    """``write(folder)`` into a hidden folder inside ``out``, then move every file into ``out``: files appear
+    only once all of them are complete. On failure nothing is left (``out`` too, when this call created it)
+    and the OutputError names the file under ``out``."""
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out, prefix=".preview-"))
+    except OSError as exc:
+        raise output_error(exc, out) from None
+    try:
+        write(staging)
+        written = sorted(p.name for p in staging.iterdir())
+        for name in written:
+            os.replace(staging / name, out / name)
+        return written
+    except BaseException as exc:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(exc, OutputError):
+            raise OutputError(str(exc).replace(str(staging), str(out))) from None
+        if isinstance(exc, OSError):
+            raise output_error(exc, out) from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def run(args) -> dict:
     import numpy as np
     import torch
@@ -88,6 +118,7 @@ def run(args) -> dict:
         validate.fov_deg(args.fov, "--fov")
     if args.preset:
         check_preset_args(args)
+    out = check_output_dir(args.out, "--out")  # a file, under a file or read-only: refused before any work
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t0 = time.perf_counter()
 
@@ -127,22 +158,19 @@ def run(args) -> dict:
     masks = torch.cat(masks)
 
     # 3. write everything into a temp folder, then move into --out
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".preview-") as tmp:
-        tmp = Path(tmp)
-        video.write_mp4(tmp / "preview.mp4", frames, fps=args.fps)
-        video.write_mp4(tmp / "masks.mp4", video.masks_to_uint8(masks), fps=args.fps)
-        np.savez_compressed(tmp / "masks.npz", masks=masks.squeeze(1).numpy().astype(np.uint8))
+    def write(folder: Path) -> None:
+        video.write_mp4(folder / "preview.mp4", frames, fps=args.fps)
+        video.write_mp4(folder / "masks.mp4", video.masks_to_uint8(masks), fps=args.fps)
+        with atomic_output(folder / "masks.npz", suffix=".npz") as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, masks=masks.squeeze(1).numpy().astype(np.uint8))
         if path is not None:
-            paths.save_path_json(path, tmp / "camera_path.json")
-            paths.save_nerfstudio(path, tmp / "camera_path.nerfstudio.json", args.frames, args.height, args.width,
-                                  fps=args.fps)
-        paths.save_npz(tmp / "cameras.npz", w2cs, Ks)
-        scene.save_ply(tmp / "pointcloud.ply")
-        written = sorted(p.name for p in tmp.iterdir())
-        for name in written:
-            shutil.move(str(tmp / name), str(out / name))
+            paths.save_path_json(path, folder / "camera_path.json")
+            paths.save_nerfstudio(path, folder / "camera_path.nerfstudio.json", args.frames, args.height,
+                                  args.width, fps=args.fps)
+        paths.save_npz(folder / "cameras.npz", w2cs, Ks)
+        scene.save_ply(folder / "pointcloud.ply")
+
+    written = _write_all(out, write)
     coverage = float(masks.float().mean())
     return {
         "out": str(out), "files": written, "frames": int(len(frames)), "height": args.height,

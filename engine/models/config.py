@@ -74,9 +74,10 @@ class Gen3CConfig:
         return {"format": FORMAT, "version": VERSION, **asdict(self)}
 
     def save(self, weights_dir) -> Path:
-        path = Path(weights_dir) / CONFIG_NAME
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        return path
+        from engine.atomic import atomic_write_bytes
+
+        text = json.dumps(self.to_json(), indent=1) + "\n"
+        return atomic_write_bytes(Path(weights_dir) / CONFIG_NAME, text.encode())
 
     @classmethod
     def from_json(cls, data, source: str = CONFIG_NAME) -> "Gen3CConfig":

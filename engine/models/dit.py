@@ -237,7 +237,8 @@ def load_transformer(weights_dir=None, device=None, dtype=None, *, attention: st
 
     device defaults to CUDA when available; dtype to bf16 on CUDA, fp32 on CPU. `attention` picks the
     kernel (see set_attention; None leaves diffusers' default); `compile` wraps each block in torch.compile.
-    Missing files raise WeightsMissingError with what to download.
+    Missing files raise WeightsMissingError with what to download; broken ones (a config that disagrees with
+    the tensors, a truncated file) a one-line InputError naming the file (engine.models.integrity).
     """
     from engine.models.weights import find_weights
 
@@ -245,9 +246,14 @@ def load_transformer(weights_dir=None, device=None, dtype=None, *, attention: st
     status.require("config", "transformer")
     from diffusers import CosmosTransformer3DModel
 
+    from engine.models.integrity import check_model_part, load_checked
+
+    check_model_part(status.root, "transformer")  # configs agree with the tensors, files whole
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
-    model = CosmosTransformer3DModel.from_pretrained(str(status.root / "transformer"), torch_dtype=dtype)
+    folder = status.root / "transformer"
+    model = load_checked(lambda: CosmosTransformer3DModel.from_pretrained(str(folder), torch_dtype=dtype),
+                         folder, "transformer")
     set_qk_norm_eps(model)
     model.to(device).eval().requires_grad_(False)
     if attention is not None:

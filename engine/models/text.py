@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from engine.errors import InputError
-from engine.atomic import atomic_output
+from engine.atomic import atomic_write_bytes
+from engine.errors import InputError, OutputError
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gen3c-studio" / "prompt_embeds"
 MAX_PROMPT_CHARS = 20_000
@@ -79,12 +79,11 @@ class TextEncoder:
     def _write_cache(self, path: Path | None, emb: torch.Tensor) -> None:
         if path is None:
             return
-        from safetensors.torch import save_file
+        from safetensors.torch import save
         try:
-            with atomic_output(path) as tmp:
-                save_file({"embedding": emb.detach().float().cpu().contiguous()}, str(tmp))
-        except OSError:
-            pass  # the cache is an optimisation; a read-only disk must not fail generation
+            atomic_write_bytes(path, save({"embedding": emb.detach().float().cpu().contiguous()}))
+        except OutputError:
+            pass  # the cache is an optimisation: a full or read-only disk must not fail generation
 
     @torch.no_grad()
     def _run(self, prompts: list[str]) -> torch.Tensor:
@@ -139,14 +138,18 @@ def load_text_encoder(weights_dir=None, device=None, dtype=None, cache_dir=DEFAU
 
     status = find_weights(weights_dir)
     status.require("config", "text_encoder", "text_tokenizer")
-    from transformers import AutoTokenizer, T5EncoderModel
+    from transformers import T5EncoderModel
+
+    from engine.models.integrity import check_model_part, load_checked, load_text_tokenizer
 
     cfg = Gen3CConfig.load(status.root)
+    check_model_part(status.root, "text_encoder")  # configs agree with the tensors, files whole
+    text_tokenizer = load_text_tokenizer(status.root)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     folder = status.root / "text_encoder"
-    model = T5EncoderModel.from_pretrained(str(folder), dtype=dtype).to(device).eval().requires_grad_(False)
+    model = load_checked(lambda: T5EncoderModel.from_pretrained(str(folder), dtype=dtype), folder, "text encoder")
+    model = model.to(device).eval().requires_grad_(False)
     if model.config.d_model != cfg.text_dim:
         raise InputError(f"{folder}: d_model {model.config.d_model} != gen3c.json text_dim {cfg.text_dim}")
-    text_tokenizer = AutoTokenizer.from_pretrained(str(status.root / "text_tokenizer"))
     return TextEncoder(model, text_tokenizer, cfg.text_max_length, _identity(folder, dtype), cache_dir=cache_dir)

@@ -485,9 +485,13 @@ def load_vae(weights_dir=None, device=None, dtype=None, tiling: VaeTiling | None
     mean, std = read_latent_stats(status.root / "vae" / "config.json", cfg.latent_channels, cfg.latent_frames)
     from diffusers import AutoencoderKLCosmos
 
+    from engine.models.integrity import check_model_part, load_checked
+
+    check_model_part(status.root, "vae")  # configs agree with the tensors, files whole
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
-    vae = AutoencoderKLCosmos.from_pretrained(str(status.root / "vae"), torch_dtype=dtype)
+    folder = status.root / "vae"
+    vae = load_checked(lambda: AutoencoderKLCosmos.from_pretrained(str(folder), torch_dtype=dtype), folder, "VAE")
     vae.to(device).eval().requires_grad_(False)
     if vae.config.latent_channels != cfg.latent_channels:
         raise InputError(f"{status.root}: vae latent_channels {vae.config.latent_channels} != gen3c.json "

@@ -162,20 +162,21 @@ def _upsample(us, x, st):
     return _conv(us.conv3, x, st)
 
 
-def _down_block(block, x, st):
+def _resolution_block(block, x, st, samplers, resample):
+    """One encoder/decoder level: resnets with their attentions, then its down- or up-samplers."""
     for resnet, attention, temp_attention in zip(block.resnets, block.attentions, block.temp_attentions):
         x = _attentions(_resnet(resnet, x, st), st, attention, temp_attention)
-    for sampler in block.downsamplers or ():
-        x = _downsample(sampler, x, st)
+    for sampler in samplers or ():
+        x = resample(sampler, x, st)
     return x
+
+
+def _down_block(block, x, st):
+    return _resolution_block(block, x, st, block.downsamplers, _downsample)
 
 
 def _up_block(block, x, st):
-    for resnet, attention, temp_attention in zip(block.resnets, block.attentions, block.temp_attentions):
-        x = _attentions(_resnet(resnet, x, st), st, attention, temp_attention)
-    for sampler in block.upsamplers or ():
-        x = _upsample(sampler, x, st)
-    return x
+    return _resolution_block(block, x, st, block.upsamplers, _upsample)
 
 
 def _mid_block(block, x, st):

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import InputError, WeightsMissingError
+from engine import atomic
+from engine.errors import WeightsMissingError
 
 ENV_VAR = "GEN3C_WEIGHTS"
 DEFAULT_DIR = "weights"
@@ -111,31 +110,19 @@ def find_weights(weights_dir=None) -> WeightsStatus:
 
 # ---- writing a weights folder ------------------------------------------------------------------------
 
-@contextmanager
+def check_written_folder(folder: Path) -> None:
+    """What a writer must check before a weights folder is renamed into place: every part it wrote is whole
+    and agrees with its config (engine.models.integrity)."""
+    from engine.models.integrity import check_weights
+
+    status = find_weights(folder)
+    check_weights(folder, [p for p in PARTS if status.present.get(p)], together=False)
+
+
 def atomic_output_dir(out_dir, overwrite: bool = False):
-    """Yield a temporary sibling folder; on success it replaces `out_dir`, on error it is removed."""
-    out = Path(out_dir).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise InputError(f"output folder {out} exists and is not empty (choose another or pass --overwrite)")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder's parent {out.parent} does not exist")
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+    """A temporary sibling folder (context manager) that replaces ``out_dir`` once it is written and checked
+    (``check_written_folder``); on error it is removed and ``out_dir`` is untouched (``engine.atomic``)."""
+    return atomic.atomic_output_dir(out_dir, overwrite, check=check_written_folder)
 
 
 def save_transformer(transformer, folder: Path) -> None:

@@ -15,7 +15,6 @@ import io
 import json
 import math
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +87,7 @@ def _parse_json(data: bytes, subject: str):
 
 
 def _atomic_write(file, data: bytes) -> None:
-    """Write bytes to a temporary file next to ``file`` and rename it into place."""
+    """Write bytes to a temporary file next to ``file``, check, sync and rename it into place (engine.atomic)."""
     try:
         p = Path(os.fspath(file))
     except TypeError:
@@ -109,7 +108,10 @@ def _flat16(v, where: str) -> np.ndarray:
     for k, x in enumerate(v):
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise InputError(f"{where} must be a list of 16 numbers (entry {k} is {type(x).__name__})")
-        out[k] = x
+        try:
+            out[k] = x
+        except OverflowError:  # an int beyond float range (parsed JSON refuses those; a dict may hold one)
+            raise InputError(f"{where} entry {k} is too large for a float") from None
     if not np.all(np.isfinite(out)):
         raise InputError(f"{where} contains NaN or infinite values")
     return out.reshape(4, 4)
@@ -456,6 +458,35 @@ def load_npz(file):
     return _npz_cameras(data, subject)
 
 
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _npy_entry(npz, key: str, subject: str) -> np.ndarray:
+    """One array of an NPZ, its header checked before numpy allocates anything: the data must be exactly what
+    the header's shape and dtype need, so a header claiming a huge shape is refused, never allocated."""
+    try:
+        data = npz.zip.read(f"{key}.npy")
+    except Exception:  # zipfile reports a damaged entry as BadZipFile, zlib.error, EOFError, ...
+        raise InputError(f"{subject} entry {key!r} is unreadable") from None
+    fp = io.BytesIO(data)
+    try:
+        shape, _, dtype = _NPY_HEADER_READERS[np.lib.format.read_magic(fp)](fp)
+    except Exception:  # numpy reports a bad header as ValueError, KeyError on an unknown version, ...
+        raise InputError(f"{subject} entry {key!r} is not a valid .npy array") from None
+    if dtype.hasobject:
+        raise InputError(f"{subject} entry {key!r} is a pickled object array (refused)")
+    if dtype.kind not in "fiu":
+        raise InputError(f"{subject} entry {key!r} has non-numeric dtype {dtype}")
+    needed, held = math.prod(shape) * dtype.itemsize, len(data) - fp.tell()
+    if needed != held:
+        raise InputError(f"{subject} entry {key!r} claims shape {shape} ({needed:,} bytes) but holds {held:,} bytes")
+    fp.seek(0)
+    try:
+        return np.load(fp, allow_pickle=False)
+    except Exception:  # the header was checked; anything left is a damaged body
+        raise InputError(f"{subject} entry {key!r} is unreadable") from None
+
+
 def _npz_cameras(data: bytes, subject: str):
     try:
         npz = np.load(io.BytesIO(data), allow_pickle=False)
@@ -477,17 +508,7 @@ def _npz_cameras(data: bytes, subject: str):
                 raise InputError(f"{subject} entry {key!r} is unreadable") from None
             if info.file_size > MAX_FILE_BYTES:
                 raise InputError(f"{subject} entry {key!r} is too large")
-            try:
-                a = npz[key]
-            except ValueError as exc:
-                if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-                    raise InputError(f"{subject} entry {key!r} is a pickled object array (refused)") from None
-                raise InputError(f"{subject} entry {key!r} is unreadable") from None
-            except (OSError, zipfile.BadZipFile, EOFError):
-                raise InputError(f"{subject} entry {key!r} is unreadable") from None
-            if a.dtype.kind not in "fiu":
-                raise InputError(f"{subject} entry {key!r} has non-numeric dtype {a.dtype}")
-            out[key] = _drop_batch(a, 3)
+            out[key] = _drop_batch(_npy_entry(npz, key, subject), 3)
     _check_npz_cameras(out["w2cs_all"], out["Ks_all"], subject)
     return (torch.from_numpy(out["w2cs_all"].astype(np.float32)),
             torch.from_numpy(out["Ks_all"].astype(np.float32)))

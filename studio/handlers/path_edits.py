@@ -15,7 +15,7 @@ from engine.errors import InputError
 from engine.json_input import parse_json
 from engine.model_defaults import CHUNK_FRAMES
 from studio.handlers.common import frame_index, require_path, require_scene, selected_index, vec3
-from studio.handlers.preview import view_box
+from studio.handlers.view3d import view_box
 from studio.state import PREVIEW_SIZE, History, Session
 from studio.viewcam import MAX_PAYLOAD_BYTES, parse_view_payload, pose_from_plotly_camera, to_world
 
@@ -47,11 +47,22 @@ def set_preset(session: Session | None, kind: str, rotation: str, distance, chun
     dist = validate.movement_distance(distance)
     frames = frames_for_chunks(chunks)
     scene = session.scene
-    w2cs, Ks = cameras.preset_trajectory(kind, scene.w2c, scene.K, frames, dist, rotation,
-                                         corrected=bool(corrected))
     interp = session.path.interpolation if session.path is not None else "smooth"
-    path = CameraPath.from_cameras(w2cs, Ks, scene.height, interpolation=interp)
-    return session.with_path(path, record=record, num_frames=frames, selected=0)
+    path = CameraPath.from_preset(kind, rotation, dist, num_frames=frames, K=np.asarray(scene.K, dtype=np.float64),
+                                  height=scene.height, corrected=bool(corrected),
+                                  initial_w2c=np.asarray(scene.w2c, dtype=np.float64), interpolation=interp)
+    return session.with_path(path, record=record, num_frames=frames, selected=0, targets={})
+
+
+def new_path(session: Session) -> Session:
+    """Start over: a path whose only keyframe is the input camera (add keyframes to it from the view)."""
+    from engine.paths import CameraPath
+
+    session = require_scene(session)
+    interp = session.path.interpolation if session.path is not None else "smooth"
+    path = CameraPath.from_input_camera(_scene_fov(session), np.asarray(session.scene.w2c, dtype=np.float64),
+                                        interpolation=interp)
+    return session.with_path(path, selected=0, targets={})
 
 
 def set_length(session: Session, chunks) -> Session:
@@ -103,18 +114,41 @@ def _insert_index(session: Session, index) -> int:
     return i
 
 
-def add_keyframe_from_view(session: Session, payload: str) -> Session:
-    """Add the camera the user sees in the 3D view (payload from studio.js.READ_VIEW_JS) as a keyframe.
+def _view_fov(session: Session, payload: str) -> float:
+    """The FOV of the frame the 3D view shows (the payload's "fov"), else the selected keyframe's, else the
+    scene's."""
+    data = parse_json(payload, "3D view camera", max_bytes=MAX_PAYLOAD_BYTES)
+    fov = data.get("fov") if isinstance(data, dict) else None
+    if fov is not None:
+        return validate.fov_deg(fov, "3D view FOV")
+    if session.path is not None:
+        return float(session.path.keyframes[selected_index(session)].fov_y_deg)
+    return _scene_fov(session)
 
-    The keyframe takes the scene's vertical FOV (see studio.viewcam for why).
-    """
+
+def view_pose(session: Session, payload: str) -> np.ndarray:
+    """The w2c of the camera the 3D view shows (payload from the browser, see studio/web/studio.js)."""
+    camera, box = parse_view_payload(payload)
+    return pose_from_plotly_camera(camera, box or view_box(session))
+
+
+def add_keyframe_from_view(session: Session, payload: str) -> Session:
+    """Add what the 3D view shows as a keyframe after the selected one: the view's position, direction and
+    roll, and the FOV of the frame drawn over the view (the selected keyframe's)."""
     from engine.paths import Keyframe
 
     session = require_scene(session)
-    camera, box = parse_view_payload(payload)
-    w2c = pose_from_plotly_camera(camera, box or view_box(session))
-    kf = Keyframe(w2c, _scene_fov(session))
-    return _insert(session, _insert_index(session, None), kf)
+    kf = Keyframe(view_pose(session, payload), _view_fov(session, payload))
+    index = selected_index(session) + 1 if session.path is not None else None
+    return _insert(session, _insert_index(session, index), kf)
+
+
+def set_keyframe_to_view(session: Session, payload: str) -> Session:
+    """Move the selected keyframe to what the 3D view shows (its FOV and time are kept)."""
+    session = require_path(session)
+    i = selected_index(session)
+    kf = session.path.keyframes[i]
+    return session.with_path(session.path.with_keyframe(i, replace(kf, w2c=view_pose(session, payload))))
 
 
 def add_keyframe_at_frame(session: Session, frame) -> Session:
@@ -145,15 +179,37 @@ def select_keyframe(session: Session, index) -> Session:
 def delete_keyframe(session: Session) -> Session:
     session = require_path(session)
     i = selected_index(session)
-    if len(session.path.keyframes) <= 2:
-        raise InputError("a path needs at least 2 keyframes: add one before deleting")
+    if len(session.path.keyframes) <= 1:
+        raise InputError("the path's last keyframe cannot be deleted: use New path or a preset to start over")
     return session.with_path(session.path.removed(i), selected=max(0, i - 1))
 
 
 def duplicate_keyframe(session: Session) -> Session:
+    """A copy of the selected keyframe's camera right after it (selected): move it to make a new keyframe, or
+    leave it for a pause."""
     session = require_path(session)
-    path = session.path.duplicated(selected_index(session))
-    return session.with_path(path, selected=len(path.keyframes) - 1)
+    i = selected_index(session)
+    return session.with_path(session.path.duplicated(i), selected=i + 1)
+
+
+def set_hold(session: Session, frames) -> Session:
+    """Hold the selected keyframe for `frames` frames (0: the camera passes through)."""
+    session = require_path(session)
+    n = validate.integer(validate.finite_float(frames, "hold"), "hold", low=0)
+    i = selected_index(session)
+    path = session.path.with_hold(i, n)
+    path.key_frames(session.num_frames) if path.can_animate else None  # holds that do not fit: InputError
+    return session.with_path(path)
+
+
+def set_ease(session: Session, ease: str) -> Session:
+    """Ease the camera into / out of the selected keyframe (one of engine.paths.EASES)."""
+    from engine.paths import EASES
+
+    session = require_path(session)
+    if ease not in EASES:
+        raise InputError(f"ease must be one of {', '.join(EASES)}, got {ease!r}")
+    return session.with_path(session.path.with_ease(selected_index(session), ease))
 
 
 def move_keyframe(session: Session, step: int) -> Session:
@@ -204,5 +260,14 @@ def _history_step(session: Session, direction: str) -> Session:
 
 
 def _restore(session: Session, history: History, path) -> Session:
-    selected = 0 if path is None else min(session.selected, len(path.keyframes) - 1)
+    """Undo/redo to `path`, keeping the selection on the same keyframe where it is still in the path (else
+    on the same position)."""
+    selected = 0
+    if path is not None:
+        selected = min(session.selected, len(path.keyframes) - 1)
+        if session.path is not None:
+            current = session.path.keyframes[selected_index(session)]
+            same = [i for i, kf in enumerate(path.keyframes) if kf is current]
+            if same:
+                selected = min(same, key=lambda i: abs(i - session.selected))
     return session.with_path(path, record=False, history=history, selected=selected)

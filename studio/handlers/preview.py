@@ -1,13 +1,11 @@
-"""Previews: one warped frame, the whole-path video frames and their coverage, the 3D view figure."""
+"""Previews: one warped frame, the whole-path video frames and their coverage."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from studio import figures
-from studio.handlers.common import MODEL_SIZE, frame_index, require_path, selected_index
+from studio.handlers.common import frame_index, require_path
 from studio.state import COVERAGE_WARN, PREVIEW_SIZE, VIDEO_SIZE, Session
-from studio.viewcam import SceneBox, to_display
 
 HOLE_RGB = np.array([255, 0, 170], dtype=np.uint8)
 
@@ -16,8 +14,28 @@ def with_cameras(session: Session) -> Session:
     """The session with the path's preview cameras sampled (cached until the path changes)."""
     if session.path is None or session.frame_cams is not None:
         return session
-    return session.replace(frame_cams=session.path.sample(session.num_frames, *PREVIEW_SIZE),
-                           video_cams=session.path.sample(session.num_frames, *VIDEO_SIZE))
+    return session.replace(frame_cams=_sample(session, PREVIEW_SIZE), video_cams=_sample(session, VIDEO_SIZE))
+
+
+def _sample(session: Session, size) -> tuple:
+    """The path's cameras for every frame; a one-keyframe path is its still camera on every frame (the
+    preview shows it; motion needs a second keyframe)."""
+    path = session.path
+    if path.can_animate:
+        return path.sample(session.num_frames, *size)
+    w2cs, Ks = path.sample(1, *size)
+    return w2cs.expand(session.num_frames, 4, 4).clone(), Ks.expand(session.num_frames, 3, 3).clone()
+
+
+def require_motion(session: Session) -> Session:
+    """The session, if its path has the two keyframes motion needs, else InputError saying so."""
+    from engine.errors import InputError
+
+    session = require_path(session)
+    if not session.path.can_animate:
+        raise InputError("a path needs at least two keyframes to preview motion or generate (it has 1): "
+                         "add a keyframe")
+    return session
 
 
 def render_frame(session: Session, frame, show_holes: bool = False) -> tuple[np.ndarray, float]:
@@ -40,22 +58,30 @@ def _to_rgb(image, mask, show_holes: bool) -> np.ndarray:
     return rgb
 
 
-def render_path(session: Session, show_holes: bool = False, stride: int = 1):
+PATH_CHUNK = 4  # frames rendered at a time for the path video (a newer edit stops the render between chunks)
+
+
+def render_path(session: Session, show_holes: bool = False, stride: int = 1, stale=None):
     """Every `stride`-th frame of the path at VIDEO_SIZE.
 
-    Returns (frame indices [F], frames uint8 [F,H,W,3], coverage [F] in [0, 1]).
+    Returns (frame indices [F], frames uint8 [F,H,W,3], coverage [F] in [0, 1]); None when `stale()` (checked
+    between chunks of PATH_CHUNK frames) turns true: the result would be out of date.
     """
-    session = with_cameras(require_path(session))
+    session = with_cameras(require_motion(session))
     stride = max(int(stride), 1)
     w2cs, Ks = session.video_cams
     index = np.arange(0, len(w2cs), stride)
     if index[-1] != len(w2cs) - 1:
         index = np.append(index, len(w2cs) - 1)  # always show where the path ends
-    sel = torch.as_tensor(index)
-    images, masks = session.preview.video_cache.render(w2cs[sel], Ks[sel], frame_chunk=32)
-    frames = np.stack([_to_rgb(images[t, -1], masks[t, -1], show_holes) for t in range(len(index))])
-    coverage = masks[:, -1].float().mean(dim=(1, 2, 3)).cpu().numpy()
-    return index, frames, coverage
+    frames, coverage = [], []
+    for start in range(0, len(index), PATH_CHUNK):
+        if stale is not None and stale():
+            return None
+        sel = torch.as_tensor(index[start:start + PATH_CHUNK])
+        images, masks = session.preview.video_cache.render(w2cs[sel], Ks[sel])
+        frames += [_to_rgb(images[t, -1], masks[t, -1], show_holes) for t in range(len(sel))]
+        coverage.append(masks[:, -1].float().mean(dim=(1, 2, 3)).cpu().numpy())
+    return index, np.stack(frames), np.concatenate(coverage)
 
 
 def preview_stride() -> int:
@@ -72,36 +98,3 @@ def coverage_warning(coverage: np.ndarray, frames: np.ndarray | None = None) -> 
     return (f"Warning: {len(low)} frames (first {frames[low[0]]}, worst {frames[np.argmin(coverage)]} at "
             f"{float(np.min(coverage)):.0%}) are under {COVERAGE_WARN:.0%} covered: "
             "the camera leaves what the cache can show; the model will have to invent those parts.")
-
-
-def view_box(session: Session) -> SceneBox:
-    """The 3D view's axis box: the point cloud, the seed camera and every path camera."""
-    xyz = session.preview.cloud[0]
-    extra = [np.zeros((1, 3))]
-    if session.path is not None:
-        extra.append(np.array([kf.position for kf in session.path.keyframes]))
-    return SceneBox.around(to_display(np.concatenate([xyz] + extra)))
-
-
-def scene_figure(session: Session | None, frame=None):
-    """The 3D view for the session (point cloud, keyframes, path, every frame's camera for the highlight)."""
-    if session is None or session.scene is None:
-        return None
-    session = with_cameras(session)
-    cloud_xyz, cloud_rgb = session.preview.cloud
-    keyframes, centres, cams, current = [], None, None, 0
-    selected = None
-    if session.path is not None:
-        keyframes = [(kf.w2c, kf.fov_y_deg) for kf in session.path.keyframes]
-        selected = selected_index(session)
-        w2cs = session.frame_cams[0].double().numpy()
-        centres = -np.einsum("tji,tj->ti", w2cs[:, :3, :3], w2cs[:, :3, 3])
-        fy = session.frame_cams[1].double().numpy()[:, 1, 1]
-        cams = (w2cs, np.degrees(2 * np.arctan(PREVIEW_SIZE[0] / (2 * fy))))
-        if frame is not None:
-            current = min(max(int(frame), 0), session.num_frames - 1)
-    return figures.scene_figure(
-        cloud_xyz, cloud_rgb, box=view_box(session), aspect=MODEL_SIZE[1] / MODEL_SIZE[0],
-        focus_distance=session.preview.focus_distance, keyframes=keyframes, selected=selected,
-        path_centres=centres, frame_cameras=cams, current=current, uirevision=session.scene_label,
-    )

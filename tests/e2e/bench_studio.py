@@ -1,10 +1,12 @@
 """In-browser speed of the studio; prints one JSON object (no assertions).
 
-    .venv/bin/python tests/e2e/bench_studio.py [--moves 20] [--orbit-steps 40]
+    .venv/bin/python tests/e2e/bench_studio.py [--moves 20] [--edits 20] [--orbit-steps 40]
 
 Figures: app start -> page answers; page open -> 3D view drawn; Load sample click -> 3D view re-drawn;
-slider move -> new preview image decoded (median / p95 over --moves moves, timed in the page with
-performance.now()); the 3D view's point budget; animation-frame intervals while orbiting the view.
+path edit (a keyframe's x typed into the keyframe list) -> the 3D view's path and the preview image both
+updated (median / p95 over --edits edits); slider move -> new preview image decoded (median / p95 over
+--moves moves; with foreground masking, the default, and without); the 3D view's vertex budget;
+animation-frame intervals while orbiting the view. Times are taken in the page with performance.now().
 """
 from __future__ import annotations
 
@@ -57,6 +59,45 @@ def scrub(page, moves: int, seed: int = 0, release: bool = True) -> list[float]:
     return times
 
 
+JS_EDIT = """([value, frame]) => new Promise((resolve, reject) => {
+  // type `value` into keyframe 2's x and commit it, as a person does; resolve with the ms until the 3D view's
+  // path trace and the preview image have both changed (the preview shows frame `frame`)
+  const gd = document.querySelector('#studio-3d .js-plotly-plot');
+  const pathOf = () => { const p = gd._fullData.find((t) => t.name === 'path'); return p ? p.x : null; };
+  const oldPath = pathOf(), img = document.querySelector('#studio-preview img'), oldSrc = img && img.src;
+  const inp = document.querySelector('#studio-keyframes input[data-row="1"][data-col="x"]');
+  inp.focus();
+  Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set.call(inp, String(value));
+  inp.dispatchEvent(new Event('input', {bubbles: true}));
+  const t0 = performance.now();
+  inp.dispatchEvent(new Event('change', {bubbles: true}));
+  let viewAt = null, previewAt = null;
+  const tick = () => {
+    const now = performance.now();
+    if (viewAt === null && pathOf() !== oldPath) viewAt = now;
+    const i = document.querySelector('#studio-preview img');
+    if (previewAt === null && i && i.src !== oldSrc && i.complete && i.naturalWidth > 0) previewAt = now;
+    if (viewAt !== null && previewAt !== null) return resolve({both: Math.max(viewAt, previewAt) - t0,
+                                                               view: viewAt - t0, preview: previewAt - t0});
+    if (now - t0 > 60000) return reject(new Error('the edit did not show'));
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+})"""
+
+
+def edits(page, count: int) -> list[dict]:
+    """Per edit of the path (keyframe 2's x, alternating values): ms until the 3D view and the preview show it."""
+    drv.set_slider(page, "studio-frame", 20)  # a frame the edit moves, so its preview changes
+    page.wait_for_function("() => document.querySelector('#studio-coverage').innerText.startsWith('frame 20:')")
+    out = []
+    for k in range(count):
+        value = 0.05 if k % 2 == 0 else -0.05
+        out.append(page.evaluate(JS_EDIT, [value, 20]))
+        page.wait_for_timeout(300)  # a person reads the result before the next edit
+    return out
+
+
 def orbit_frames(page, dx: float = 120, steps: int = 40) -> dict:
     """requestAnimationFrame intervals in the page while the mouse orbits the 3D view."""
     page.evaluate("""() => { window.__raf = []; window.__rafOn = true;
@@ -76,11 +117,12 @@ def orbit_frames(page, dx: float = 120, steps: int = 40) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=20)
+    ap.add_argument("--edits", type=int, default=20)
     ap.add_argument("--orbit-steps", type=int, default=40)
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    out: dict = {"machine": f"{platform.machine()} {__import__('os').cpu_count()} CPU, no GPU",
+    out: dict = {"machine": f"{platform.machine()} {__import__('os').cpu_count()}-core CPU, software WebGL",
                  "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=drv.REPO_ROOT,
                                           capture_output=True, text=True).stdout.strip(),
                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -98,7 +140,7 @@ def main(argv=None) -> dict:
                                    "return !!(i && i.complete && i.naturalWidth); }")
             out["page_open_to_preview_s"] = round(time.perf_counter() - t0, 2)
             info = drv.plot_info(page)
-            out["point_budget"] = {"cloud_points_drawn": info["cloud_points"],
+            out["scene_budget"] = {"vertices_drawn": info["cloud_points"],
                                    "traces": {t["name"]: t["n"] for t in info["traces"]}}
             # Load sample -> 3D view drawn: first move away with a preset so the figure must change
             page.locator("#studio-preset input").click()
@@ -106,12 +148,24 @@ def main(argv=None) -> dict:
             page.click("#studio-apply-preset")
             page.wait_for_function(f"() => Math.abs(({JS_PATH_LAST_X})() || 0) > 1e-3")
             drv.wait_plot_stable(page)
+            drv.open_tab(page, "Scene")
+            page.locator("#studio-load-sample").wait_for(state="visible")
             t_click = page.evaluate("() => { const t = performance.now(); "
                                     "document.querySelector('#studio-load-sample').click(); return t; }")
             drawn = page.wait_for_function(
                 f"() => {{ const x = ({JS_PATH_LAST_X})(); return (x !== null && Math.abs(x) < 1e-6) ? "
                 "performance.now() : false; }", polling="raf", timeout=60_000).json_value()
             out["load_sample_to_3d_view_s"] = round((drawn - t_click) / 1000, 3)
+            drv.open_tab(page, "Path")
+            drv.wait_plot_stable(page)
+            page.wait_for_selector("#studio-keyframes input.studio-kf-cell")
+            times = edits(page, args.edits)
+            both = [t["both"] for t in times]
+            out["edit_to_view_and_preview_ms"] = {
+                "edits": len(both), "median": round(statistics.median(both), 1), "p95": round(_pct(both, 0.95), 1),
+                "min": round(min(both), 1), "max": round(max(both), 1),
+                "view_median": round(statistics.median(t["view"] for t in times), 1),
+                "preview_median": round(statistics.median(t["preview"] for t in times), 1)}
             drv.wait_plot_stable(page)
             for key, release in (("scrub_to_preview_ms_while_dragging", False),
                                  ("scrub_to_preview_ms_with_release", True)):
@@ -120,6 +174,16 @@ def main(argv=None) -> dict:
                             "p95": round(_pct(times, 0.95), 1), "min": round(min(times), 1),
                             "max": round(max(times), 1)}
                 drv.wait_plot_stable(page)
+            # the same scrub with foreground masking off: what the occluder mask costs per preview frame
+            page.locator("#studio-foreground-masking input").click()
+            page.wait_for_timeout(1500)
+            drv.wait_plot_stable(page)
+            times = scrub(page, args.moves, seed=1, release=False)
+            out["scrub_to_preview_ms_without_foreground_masking"] = {
+                "moves": len(times), "median": round(statistics.median(times), 1), "p95": round(_pct(times, 0.95), 1)}
+            page.locator("#studio-foreground-masking input").click()
+            page.wait_for_timeout(1500)
+            drv.wait_plot_stable(page)
             out["orbit"] = orbit_frames(page, steps=args.orbit_steps)
             drv.close_browser(ctx)
     finally:

@@ -32,16 +32,34 @@ def browser_context(studio_server, tmp_path_factory):
         close_browser(ctx)
 
 
+def open_fresh_page(context, url):
+    """A new tab on the studio as a first visit (what an earlier test left in this browser's storage is
+    cleared): default sample loaded, 3D view drawn, preview and keyframe list shown. Page errors and console
+    messages are collected on `page.page_errors` and `page.console`."""
+    page = context.new_page()
+    errors: list[str] = []
+    console: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    page.goto(url)
+    page.evaluate("() => window.localStorage.clear()")
+    page.reload()
+    wait_ready(page)
+    page.page_errors = errors
+    page.console = console
+    return page
+
+
+def wait_ready(page) -> None:
+    wait_plot(page)
+    page.wait_for_function(PREVIEW_READY)
+    page.wait_for_selector("#studio-keyframes input.studio-kf-cell")
+
+
 @pytest.fixture(scope="module")
 def studio_page(studio_server, browser_context):
     """One tab on the studio with the default sample loaded, its 3D view drawn and a preview shown."""
-    page = browser_context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(studio_server.url)
-    wait_plot(page)
-    page.wait_for_function(PREVIEW_READY)
-    page.page_errors = errors
+    page = open_fresh_page(browser_context, studio_server.url)
     yield page
     page.close()
 

@@ -22,11 +22,15 @@ CHROMIUM = "/usr/bin/chromium"
 # without the background-networking flags Chromium keeps dialing out on the closed network
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1600, "height": 1200}  # the benchmark's browser: a desktop window, default WebGL
-# The tests' browser: a laptop-sized window and no WebGL multisampling. Without a GPU every redraw of the
-# 3D view is rasterised by SwiftShader on the CPU; 4x MSAA about doubles that cost (measured ~1.1 s ->
-# ~0.5 s per orbit frame at load ~6) and a smaller plot has fewer pixels. Page behaviour is unchanged.
-TEST_VIEWPORT = {"width": 1280, "height": 900}
+VIEWPORT = {"width": 1440, "height": 900}  # the benchmark's browser: an artist's laptop screen, default WebGL
+# The tests' browser: the same window without WebGL multisampling. Without a GPU every redraw of the 3D view
+# is rasterised by SwiftShader on the CPU; 4x MSAA about doubles that cost (measured ~1.1 s -> ~0.5 s per
+# orbit frame at load ~6). Page behaviour is unchanged.
+TEST_VIEWPORT = {"width": 1440, "height": 900}
+# $GEN3C_E2E_VIEWPORT=WxH runs the tests' browser at another size (screenshots then carry it in their names)
+_OTHER = os.environ.get("GEN3C_E2E_VIEWPORT", "").strip()
+if _OTHER:
+    TEST_VIEWPORT = dict(zip(("width", "height"), map(int, _OTHER.lower().split("x"))))
 FAST_WEBGL_ARGS = ["--webgl-antialiasing-mode=none"]
 
 PLOT = "#studio-3d .js-plotly-plot"
@@ -70,6 +74,7 @@ class StudioServer:
         env = dict(os.environ, GEN3C_STUDIO_TMP=str(Path(self.tmp) / "studio"), GRADIO_ANALYTICS_ENABLED="False",
                    HF_HUB_OFFLINE="1", GRADIO_TEMP_DIR=str(Path(self.tmp) / "gradio"))
         env.pop("GEN3C_WEIGHTS", None)  # the studio must run without weights
+        env.pop("MOGE_MODEL", None)
         started = time.perf_counter()
         self._log = open(self.log_file, "w")
         self.proc = subprocess.Popen([sys.executable, "app.py", "--port", str(self.port), "--no-browser"],
@@ -109,7 +114,7 @@ class StudioServer:
 def launch_browser(playwright, downloads: Path | None = None, fast: bool = False):
     """A persistent Chromium context on a fresh profile dir (removed by `close_browser`).
 
-    fast: the tests' cheaper software WebGL and smaller window (`TEST_VIEWPORT`, `FAST_WEBGL_ARGS`)."""
+    fast: the tests' cheaper software WebGL and window (`TEST_VIEWPORT`, `FAST_WEBGL_ARGS`)."""
     profile = tempfile.mkdtemp(prefix="gen3c-e2e-chromium-")
     ctx = playwright.chromium.launch_persistent_context(
         profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + (FAST_WEBGL_ARGS if fast else []),
@@ -128,7 +133,7 @@ def close_browser(ctx) -> None:
 
 def screenshot(page, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    file = ARTIFACTS / f"{name}.png"
+    file = ARTIFACTS / (f"{name}-{_OTHER}.png" if _OTHER else f"{name}.png")
     page.screenshot(path=str(file), full_page=full_page)
     return file
 
@@ -266,38 +271,47 @@ def keyframe_count(page) -> int:
 
 
 def table_rows(page) -> list[list[float]]:
-    """The keyframe table rows now rendered (gradio virtualises long tables: see `scroll_table`)."""
-    return page.evaluate("""() => {
-      const rows = [];
-      for (const r of document.querySelectorAll('#studio-keyframes [role=row]')) {
-        const cells = Array.from(r.querySelectorAll('[role=gridcell]'), (c) => c.textContent.trim());
-        if (cells.length >= 8 && cells.every((c) => c !== '' && !isNaN(Number(c))))
-          rows.push(cells.slice(0, 8).map(Number));
-      }
-      return rows;
-    }""")
+    """The keyframe list's rows: [number, then the seven numbers shown], as on the page."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('#studio-keyframes tr[data-row]'), (r) =>
+        [Number(r.dataset.row) + 1].concat(Array.from(r.querySelectorAll('input.studio-kf-cell'), (i) => Number(i.value))))""")
 
 
 def scroll_table(page, to_end: bool = True) -> None:
-    """Scroll the keyframe table to its last (or first) row and wait until that row is rendered."""
-    page.evaluate("""(end) => { const v = document.querySelector('#studio-keyframes .virtual-table-viewport');
-                               v.scrollTop = end ? v.scrollHeight : 0; }""", to_end)
-    want = keyframe_count(page) if to_end else 1
-    page.wait_for_function("""(want) => Array.from(document.querySelectorAll('#studio-keyframes [role=row]'))
-        .some((r) => { const c = r.querySelector('[role=gridcell]'); return c && c.textContent.trim() === String(want); })""",
-                           arg=want, timeout=10_000)
+    """Scroll the keyframe list to its last (or first) row."""
+    page.evaluate("""(end) => { const v = document.querySelector('#studio-keyframes .studio-list-scroll');
+                               if (v) v.scrollTop = end ? v.scrollHeight : 0; }""", to_end)
 
 
 def table_row(page, number: int) -> list[float]:
-    """Row `number` (the '#' column) of the keyframe table, scrolling to the end if it is the last."""
-    if number == keyframe_count(page):
-        scroll_table(page, True)
-    elif number == 1:
-        scroll_table(page, False)
+    """Row `number` (the '#' column) of the keyframe list."""
     for row in table_rows(page):
         if int(row[0]) == number:
             return row
-    raise LookupError(f"keyframe row {number} is not rendered")
+    raise LookupError(f"keyframe row {number} is not in the list")
+
+
+def cell(page, number: int, column: str):
+    """The input of keyframe `number`'s `column` in the keyframe list."""
+    return page.locator(f'#studio-keyframes .studio-kf-cell[data-row="{number - 1}"][data-col="{column}"]')
+
+
+def wait_list_value(page, number: int, column: str, value: str, timeout_ms: float = 30_000) -> None:
+    """Wait until the list's cell shows `value` as its confirmed (server) value."""
+    page.wait_for_function(
+        """([r, c, v]) => { const i = document.querySelector(`#studio-keyframes .studio-kf-cell[data-row="${r}"][data-col="${c}"]`);
+                           return !!(i && i.dataset.value === v && !i.classList.contains('studio-pending')); }""",
+        arg=[number - 1, column, value], timeout=timeout_ms)
+
+
+def status_text(page) -> str:
+    """The status area's text ('' when it shows no message)."""
+    return page.evaluate("() => { const m = document.querySelector('#studio-status .studio-msg'); "
+                         "return m && !m.classList.contains('studio-msg-none') ? m.innerText.trim() : ''; }")
+
+
+def open_tab(page, name: str) -> None:
+    """Click a tab of the studio (Path, Scene, Files, View; Preview, What the model receives)."""
+    page.get_by_role("tab", name=name, exact=True).click()
 
 
 def set_slider(page, elem_id: str, value: float) -> None:
@@ -343,7 +357,7 @@ JS_CLOUD_SPOTS = f"""(n) => {{
   // nearest the middle first
   const gd = document.querySelector('{PLOT}');
   const sc = gd._fullLayout.scene._scene, cam = sc.glplot.cameraParams, ds = sc.dataScale;
-  const t = gd._fullData.find((d) => d.name === 'point cloud');
+  const t = gd._fullData[0];  // the scene (surface vertices or points)
   const mul = (m, v) => [0, 1, 2, 3].map((r) => m[r] * v[0] + m[4 + r] * v[1] + m[8 + r] * v[2] + m[12 + r] * v[3]);
   const out = [];
   const step = Math.max(1, Math.floor(t.x.length / 4000));
@@ -369,7 +383,7 @@ def cloud_point_under_mouse(page, tries: int = 8):
     for fx, fy in page.evaluate(JS_CLOUD_SPOTS, tries):
         page.mouse.move(box["x"] + 2, box["y"] + 2)  # off the spot first, so hovering it is a new hover
         page.evaluate(f"""() => {{ const gd = document.querySelector('{PLOT}');
-          const cloud = gd._fullData.findIndex((t) => t.name === 'point cloud');
+          const cloud = 0;
           window.__e2eHover = new Promise((resolve) => {{
             const done = (v) => {{ gd.removeListener('plotly_hover', on); resolve(v); }};
             const on = (ev) => {{ const p = ev && ev.points && ev.points[0]; if (p && p.curveNumber === cloud) done(true); }};
@@ -391,3 +405,67 @@ def error_toasts(page) -> list[str]:
 
 def dump_json(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)
+
+
+JS_PROJECT = f"""(opts) => {{
+  // scene points (display coordinates) projected with the 3D view's own WebGL camera matrices, as fractions
+  // of the plot's box; with opts.frame also as fractions of the keyframe frame drawn over the view (its DOM box)
+  const gd = document.querySelector('{PLOT}');
+  const sc = gd._fullLayout.scene._scene, cam = sc.glplot.cameraParams, ds = sc.dataScale;
+  const mul = (m, v) => [0, 1, 2, 3].map((r) => m[r] * v[0] + m[4 + r] * v[1] + m[8 + r] * v[2] + m[12 + r] * v[3]);
+  const plot = gd.getBoundingClientRect();
+  const box = opts.frame ? document.querySelector('.studio-frame-box').getBoundingClientRect() : null;
+  return opts.points.map((p) => {{
+    const c = mul(cam.projection, mul(cam.view, mul(cam.model, [p[0] * ds[0], p[1] * ds[1], p[2] * ds[2], 1])));
+    if (c[3] <= 0) return null;
+    const px = plot.left + (c[0] / c[3] + 1) / 2 * plot.width, py = plot.top + (1 - c[1] / c[3]) / 2 * plot.height;
+    const out = [(px - plot.left) / plot.width, (py - plot.top) / plot.height];
+    if (box) out.push((px - box.left) / box.width, (py - box.top) / box.height);
+    return out;
+  }});
+}}"""
+
+
+def project(page, display_points, frame: bool = False) -> list:
+    """`JS_PROJECT` of display points [[x, y, z], ...]: per point [u, v] in the plot (and [u, v] in the frame)."""
+    return page.evaluate(JS_PROJECT, {"points": [list(map(float, p)) for p in display_points], "frame": frame})
+
+
+def scene_vertices(page, step: int = 1) -> list:
+    """Every `step`-th vertex of the scene trace (display coordinates)."""
+    return page.evaluate(f"""(step) => {{ const t = document.querySelector('{PLOT}')._fullData[0]; const out = [];
+      for (let i = 0; i < t.x.length; i += step) out.push([t.x[i], t.y[i], t.z[i]]); return out; }}""", step)
+
+
+def click_and_wait_summary(page, selector: str, predicate_js: str, timeout_ms: float = 30_000) -> str:
+    """Click a button and wait until the path summary satisfies `predicate_js` (see `wait_summary`)."""
+    page.click(selector)
+    return wait_summary(page, predicate_js, timeout_ms)
+
+
+EXPORT_LABELS = {"nerfstudio": "camera_path.json (nerfstudio)", "json": "path.json (GEN3C Studio keyframes)",
+                 "npz": "cameras.npz (GEN3C w2cs_all / Ks_all)"}
+
+
+def open_files(page) -> None:
+    if not page.locator("#studio-export").is_visible():
+        open_tab(page, "Files")
+        page.locator("#studio-export").wait_for(state="visible")
+
+
+def export_file(page, fmt: str, folder, parse: bool = True):
+    """Export the path in `fmt` through the Files tab, download the new file like a user; returns the parsed
+    JSON (parse) or the downloaded file's path."""
+    open_files(page)
+    page.locator("#studio-export-format").get_by_text(EXPORT_LABELS[fmt]).click()
+    links = page.locator("#studio-export-file a[download]")
+    before = links.count()
+    page.click("#studio-export")
+    page.wait_for_function("(n) => document.querySelectorAll('#studio-export-file a[download]').length > n",
+                           arg=before)
+    assert links.count() == before + 1, "one export, one new download"
+    with page.expect_download() as info:
+        links.first.click()  # newest first
+    file = Path(folder) / f"{len(list(Path(folder).iterdir()))}-{info.value.suggested_filename}"
+    info.value.save_as(file)
+    return json.loads(file.read_text()) if parse else (file, info.value.suggested_filename)

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.e2e
 
 SAMPLE = "living_room"
 FRAMES = 121
+PRESET_KEYS = 9  # a preset is 9 editable keyframes (frames 0, 15, ..., 120)
 EMPTY_CORNER = (0.08, 0.05)  # of the 3D view: above the room in the default view, no cloud point there
-EXPORT_LABELS = {"nerfstudio": "camera_path.json (nerfstudio)", "json": "path.json (GEN3C Studio keyframes)"}
 WORLD_FROM_DISPLAY = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # display (x, z, -y) of world (x, y, z)
 
 
@@ -47,33 +47,18 @@ def _path_trace_world(page) -> np.ndarray:
 
 
 def _open_files_panel(page) -> None:
-    if not page.locator("#studio-export").is_visible():
-        page.get_by_text("3. Import / export").click()
-        page.locator("#studio-export").wait_for(state="visible")
+    drv.open_files(page)
 
 
 def _export(page, fmt: str, tmp_path) -> dict:
-    """Export the path in `fmt` through the UI, download the file like a user and parse it."""
-    _open_files_panel(page)
-    page.locator("#studio-export-format").get_by_text(EXPORT_LABELS[fmt]).click()
-    old = page.evaluate("() => Array.from(document.querySelectorAll('#studio-export-file a[download]'), a => a.href)")
-    page.click("#studio-export")
-    page.wait_for_function(
-        """(old) => Array.from(document.querySelectorAll('#studio-export-file a[download]'))
-             .some((a) => !old.includes(a.href))""", arg=old)
-    link = page.locator("#studio-export-file a[download]").last
-    with page.expect_download() as info:
-        link.click()
-    file = tmp_path / info.value.suggested_filename
-    info.value.save_as(file)
-    return json.loads(file.read_text())
+    return drv.export_file(page, fmt, tmp_path)
 
 
-def _wait_toast(page, pattern: str) -> str:
+def _wait_status(page, pattern: str) -> str:
     page.wait_for_function(
-        """(pat) => Array.from(document.querySelectorAll('.toast-body'))
-             .some((t) => new RegExp(pat, 'i').test(t.innerText))""", arg=pattern, timeout=30_000)
-    return " / ".join(page.locator(".toast-body").all_inner_texts())
+        """(pat) => { const m = document.querySelector('#studio-status'); return !!(m && new RegExp(pat, 'i').test(m.innerText)); }""",
+        arg=pattern, timeout=30_000)
+    return drv.status_text(page)
 
 
 def _clear_import(page) -> None:
@@ -86,14 +71,6 @@ def _clear_import(page) -> None:
     page.locator("#studio-import input[type=file]").wait_for(state="attached", timeout=10_000)
 
 
-def _close_toasts(page) -> None:
-    for button in page.locator(".toast-close").all():
-        try:
-            button.click(timeout=2_000)
-        except Exception:  # noqa: BLE001 - a toast may time out and vanish while we click it
-            pass
-
-
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -104,9 +81,9 @@ def test_opens_with_sample_scene_3d_view_and_preview(studio_page, scene):
     status = page.inner_text("#studio-scene-status")
     assert f"sample: {SAMPLE}" in status and "1280x704" in status and "FOV 60.0" in status
     info = drv.plot_info(page)
-    assert 1_000 < info["cloud_points"] <= 50_000  # the figure's point budget
+    assert 1_000 < info["cloud_points"] <= 60_000  # the surface's vertex budget
     names = [t["name"] for t in info["traces"]]
-    assert "point cloud" in names and "path" in names and "current frame" in names
+    assert "scene surface" in names and "path" in names and "current frame" in names
     assert info["canvas"] and min(info["canvas"]) > 100  # a WebGL canvas with a real size
     # the default path is the official zoom_in preset: the camera moves straight forward
     expected = _centres(cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")[0])
@@ -114,11 +91,13 @@ def test_opens_with_sample_scene_3d_view_and_preview(studio_page, scene):
     size = page.evaluate("() => { const i = document.querySelector('#studio-preview img'); "
                          "return [i.naturalWidth, i.naturalHeight]; }")
     assert size == [640, 352]
-    assert drv.summary_text(page).startswith(f"{FRAMES} keyframes | {FRAMES} frames")
+    assert drv.summary_text(page).startswith(f"{PRESET_KEYS} keyframes | {FRAMES} frames")
+    assert page.locator("#studio-preset input").input_value() == "zoom_in"
     # the unset FOV box is empty (with a hint), not a misleading 0
+    drv.open_tab(page, "Scene")
     fov_box = page.locator("#studio-fov :is(input, textarea)")
     assert fov_box.input_value(timeout=5_000) == "" and fov_box.get_attribute("placeholder")
-    assert page.locator("#studio-preset input").input_value() == "zoom_in"
+    drv.open_tab(page, "Path")
     drv.screenshot(page, "01-open")
     assert not page.page_errors, page.page_errors
 
@@ -140,11 +119,12 @@ def test_apply_preset_draws_the_official_trajectory(studio_page, scene):
     got = _path_trace_world(page)
     assert not np.allclose(got, before, atol=1e-3)
     np.testing.assert_allclose(got, expected, atol=1e-4)
-    last = drv.table_row(page, FRAMES)
+    last = drv.table_row(page, PRESET_KEYS)
     np.testing.assert_allclose(last[1:4], expected[-1], atol=2e-4)
     assert last[7] == pytest.approx(60.0, abs=1e-3)
     drv.screenshot(page, "02-preset-left")
     # Load puts the sample back with the default zoom_in path
+    drv.open_tab(page, "Scene")
     page.click("#studio-load-sample")
     page.wait_for_function(
         """() => { const gd = document.querySelector('#studio-3d .js-plotly-plot');
@@ -152,6 +132,7 @@ def test_apply_preset_draws_the_official_trajectory(studio_page, scene):
                    return p && Math.abs(p.x[p.x.length - 1]) < 1e-6; }""")
     zoom = _centres(cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")[0])
     np.testing.assert_allclose(_path_trace_world(page), zoom, atol=1e-4)
+    drv.open_tab(page, "Path")
     page.wait_for_function("() => document.querySelector('#studio-preset input').value === 'zoom_in'")
 
 
@@ -188,22 +169,22 @@ def test_add_keyframe_from_rotated_3d_view(studio_page, tmp_path):
     count = drv.keyframe_count(page)
     page.click("#studio-add-view")
     drv.wait_summary(page, f"s.startsWith('{count + 1} keyframes')")
-    row = drv.table_row(page, count + 1)
     assert drv.table_row(page, 1) == first, "orbiting the view changed keyframe 1"
-    row = drv.table_row(page, count + 1)
+    row = drv.table_row(page, 2)  # inserted after the selected keyframe (1) and selected
+    assert drv.summary_text(page).endswith("selected #2")
     np.testing.assert_allclose(row[1:4], eye, atol=2e-4)
     look = np.array(row[4:7]) - np.array(row[1:4])
     np.testing.assert_allclose(look / np.linalg.norm(look), forward, atol=2e-4)
-    assert row[7] == pytest.approx(60.0, abs=1e-3)  # the scene's FOV, not plotly's 45
+    assert row[7] == pytest.approx(60.0, abs=1e-3)  # the frame's FOV (keyframe 1's), not plotly's 45
     # every column, down to "fov", is inside the table's visible width
-    edges = page.evaluate("""() => { const v = document.querySelector('#studio-keyframes .virtual-table-viewport');
+    edges = page.evaluate("""() => { const v = document.querySelector('#studio-keyframes .studio-list-scroll');
         const ths = Array.from(document.querySelectorAll('#studio-keyframes th'));
         return [v.getBoundingClientRect().right + 0.5, Math.max(...ths.map((t) => t.getBoundingClientRect().right))]; }""")
     assert edges[1] <= edges[0], f"keyframe table columns end at {edges[1]:.0f} px, beyond its right edge {edges[0]:.0f}"
     drv.screenshot(page, "03-added-from-view")
 
     saved = _export(page, "json", tmp_path)
-    w2c = np.array(saved["keyframes"][-1]["w2c"], dtype=np.float64).reshape(4, 4)
+    w2c = np.array(saved["keyframes"][1]["w2c"], dtype=np.float64).reshape(4, 4)
     np.testing.assert_allclose(-w2c[:3, :3].T @ w2c[:3, 3], eye, atol=1e-6)
     np.testing.assert_allclose(w2c[2, :3], forward, atol=1e-6)  # camera +z = viewing direction
     np.testing.assert_allclose(-w2c[1, :3], up, atol=1e-6)  # camera -y = the view's up (roll kept)
@@ -233,14 +214,15 @@ def test_scrub_changes_the_preview_and_back(studio_page):
 def test_undo_removes_the_added_keyframe(studio_page):
     page = studio_page
     count = drv.keyframe_count(page)
-    assert count == FRAMES + 1  # the keyframe added from the view
+    assert count == PRESET_KEYS + 1  # the keyframe added from the view
+    drv.open_tab(page, "Path")
     page.locator("#studio-undo").scroll_into_view_if_needed()
     assert page.locator("#studio-undo").is_enabled()
     page.click("#studio-undo")
-    drv.wait_summary(page, f"s.startsWith('{FRAMES} keyframes')")
+    drv.wait_summary(page, f"s.startsWith('{PRESET_KEYS} keyframes')")
     drv.scroll_table(page, True)
     numbers = [int(r[0]) for r in drv.table_rows(page)]
-    assert max(numbers) == FRAMES and count not in numbers
+    assert max(numbers) == PRESET_KEYS and count not in numbers
     page.wait_for_function("() => !document.querySelector('#studio-redo').disabled")
 
 
@@ -250,7 +232,7 @@ def test_export_nerfstudio_parses(studio_page, scene, tmp_path):
     page = studio_page
     data = _export(page, "nerfstudio", tmp_path)
     assert data["render_height"] == 704 and data["render_width"] == 1280
-    assert len(data["keyframes"]) == drv.keyframe_count(page) == FRAMES
+    assert len(data["keyframes"]) == drv.keyframe_count(page) == PRESET_KEYS
     assert len(data["camera_path"]) == FRAMES
     w2cs, _ = cameras.preset_trajectory("zoom_in", scene.w2c, scene.K, FRAMES, 0.3, "center_facing")
     for t in (0, 60, FRAMES - 1):
@@ -266,13 +248,12 @@ def test_export_nerfstudio_parses(studio_page, scene, tmp_path):
 def test_import_bad_file_changes_nothing_and_says_why(studio_page, tmp_path):
     page = studio_page
     _open_files_panel(page)
-    _close_toasts(page)
     summary, trace = drv.summary_text(page), _path_trace_world(page)
     bad = tmp_path / "broken_path.json"
     bad.write_text('{"camera_path": [1, 2')
     page.set_input_files("#studio-import input[type=file]", str(bad))
-    text = _wait_toast(page, "broken_path.json is not valid JSON")
-    assert "error" in text.lower()
+    text = _wait_status(page, "broken_path.json is not valid JSON")
+    assert text.lower().startswith("error")
     drv.screenshot(page, "06-bad-import")
     assert drv.summary_text(page) == summary
     np.testing.assert_array_equal(_path_trace_world(page), trace)
@@ -280,7 +261,6 @@ def test_import_bad_file_changes_nothing_and_says_why(studio_page, tmp_path):
 
 def test_import_exported_project_file_round_trips(studio_page, tmp_path):
     page = studio_page
-    _close_toasts(page)
     # a 3-keyframe project file made with the engine, then exported back through the UI
     from engine.paths import CameraPath, Keyframe, save_path_json
 
@@ -290,7 +270,7 @@ def test_import_exported_project_file_round_trips(studio_page, tmp_path):
     _clear_import(page)
     page.set_input_files("#studio-import input[type=file]", str(source))
     drv.wait_summary(page, "s.startsWith('3 keyframes')")
-    _wait_toast(page, "Imported a path with 3 keyframes")
+    _wait_status(page, "Imported a path with 3 keyframes")
     rows = [drv.table_row(page, n) for n in (1, 3)]
     np.testing.assert_allclose(rows[0][1:4], [-0.2, 0.0, 0.0], atol=1e-4)
     np.testing.assert_allclose(rows[1][1:4], [0.2, 0.0, 0.2], atol=1e-4)
