@@ -200,9 +200,9 @@ def convert_checkpoints(gen3c_pt, cosmos_tokenizer_dir, t5_dir, out_dir, progres
         del state
         say("writing transformer/ (sharded safetensors)")
         save_transformer(transformer, tmp)
+        text_dim = int(transformer.config.text_embed_dim)  # zero-text mode feeds the DiT its own width
         del transformer
 
-        text_dim = 1024
         if t5_dir is not None:
             from transformers import AutoTokenizer, T5EncoderModel
 

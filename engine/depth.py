@@ -227,14 +227,23 @@ class MoGeEstimator:
             torch.cuda.empty_cache()
 
 
-def official_seed_depth(estimator: "MoGeEstimator", image: np.ndarray, height: int = MODEL_HEIGHT,
-                        width: int = MODEL_WIDTH, moge_size: tuple[int, int] = (720, 1280)) -> DepthResult:
-    """The official GEN3C seed depth (`_predict_moge_depth`), for parity runs.
+def call_estimator(estimator, image: np.ndarray) -> DepthResult:
+    """Run a depth estimator: a `MoGeEstimator`-like object (``.estimate``) or a callable ``image -> DepthResult``."""
+    result = estimator.estimate(image) if hasattr(estimator, "estimate") else estimator(image)
+    if not isinstance(result, DepthResult):
+        raise InputError(f"the depth estimator returned a {type(result).__name__}, not a DepthResult")
+    return result
 
-    The image is stretched (aspect ignored) with cv2 bilinear to `moge_size` (720x1280), MoGe runs there,
-    mask-0 pixels get depth 1000, the depth is bilinearly resized to (height, width), NaN -> 1e4, clamp
-    [0, 1e4], and K (pixels at moge_size) is rescaled by (width / 1280, height / 720) without a half-pixel
-    term, exactly as upstream. The studio's own path (`estimate` + `build_scene`) keeps the aspect instead.
+
+def official_seed_depth(estimator, image: np.ndarray, height: int = MODEL_HEIGHT,
+                        width: int = MODEL_WIDTH, moge_size: tuple[int, int] = (720, 1280)) -> DepthResult:
+    """The official GEN3C seed depth (`_predict_moge_depth`), for the official mode (``fit="official"``).
+
+    The image is stretched (aspect ignored) with cv2 bilinear to `moge_size` (720x1280), the estimator (a
+    `MoGeEstimator` or a callable, see `call_estimator`) runs there, mask-0 pixels get depth 1000, the depth is
+    bilinearly resized to (height, width), NaN -> 1e4, clamp [0, 1e4], and K (pixels at moge_size) is rescaled
+    by (width / 1280, height / 720) without a half-pixel term, exactly as upstream. The default fits
+    (`engine.scene.build_scene` with "crop" / "pad") keep the aspect instead.
     """
     import cv2
     import torch.nn.functional as F
@@ -242,8 +251,8 @@ def official_seed_depth(estimator: "MoGeEstimator", image: np.ndarray, height: i
     validate.uint8_image(image, "MoGe input")
     mh, mw = moge_size
     stretched = cv2.resize(image, (mw, mh))
-    res = estimator.estimate(np.ascontiguousarray(stretched))
-    depth = torch.from_numpy(res.depth)[None, None]
+    res = call_estimator(estimator, np.ascontiguousarray(stretched))
+    depth = torch.from_numpy(np.asarray(res.depth, np.float32))[None, None]
     depth = F.interpolate(depth, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
     depth = torch.nan_to_num(depth, nan=MAX_DEPTH).clamp(0, MAX_DEPTH)
     K = res.K.astype(np.float64)

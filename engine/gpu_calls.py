@@ -128,7 +128,7 @@ def generate_in_calls(pipe, image_uint8, cameras, num_frames: int, *, settings: 
     between calls.
     """
     from engine.errors import Cancelled
-    from engine.resumable import cancel_requested
+    from engine.resumable import OUTPUTS, cancel_requested
 
     settings = settings or GpuCallSettings()
     state = pipe.start_generation(image_uint8, cameras, num_frames, **generate_kwargs)
@@ -136,7 +136,7 @@ def generate_in_calls(pipe, image_uint8, cameras, num_frames: int, *, settings: 
     if call is None:
         def call(st, stages, seconds):
             return pipe.run_stages(st, stages, offload=True)
-    outputs = ([], [], [], [])
+    outputs = tuple([] for _ in OUTPUTS)  # frames, warps, masks, latents, traces
     for i, (stages, steps) in enumerate(calls):
         if cancel_requested(cancel):
             raise Cancelled(f"generation cancelled before GPU call {i + 1} of {len(calls)}")

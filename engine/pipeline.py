@@ -58,8 +58,9 @@ import numpy as np
 import torch
 
 from engine import validate
+from engine.depth import call_estimator
 from engine.errors import Cancelled, InputError, WeightsMissingError
-from engine.images import FIT_MODES
+from engine.generation_inputs import check_fit, check_noise, check_scene
 from engine.resumable import GenerationState, add_timing as _add, run_stages
 from engine.sampler import sample_latents
 
@@ -100,6 +101,7 @@ class GenerationResult:
     seed: int
     timings: dict = field(default_factory=dict)
     latents: list | None = None  # each chunk's final latent [1,C,t,h,w] (float32, CPU)
+    trace: list | None = None  # with generate(trace=True): what the model received, one dict per chunk (API.md)
 
 
 def chunk_plan(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
@@ -109,10 +111,6 @@ def chunk_plan(num_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
     step = chunk_frames - 1
     n = math.ceil((num_frames - 1) / step)
     return [(k * step, k * step + step) for k in range(n)]
-
-
-def _call_estimator(estimator, image_uint8):
-    return estimator.estimate(image_uint8) if hasattr(estimator, "estimate") else estimator(image_uint8)
 
 
 def _release(obj) -> None:
@@ -208,7 +206,8 @@ class Gen3CPipeline:
             from engine import models
 
             if zero_text:
-                return models.ZeroTextEncoder(config.text_max_length, config.text_dim)
+                # the DiT's own text width (a folder converted without T5 cannot know it from the encoder)
+                return models.ZeroTextEncoder(config.text_max_length, int(transformer.config.text_embed_dim))
             if text_cache_dir == "default":
                 return models.load_text_encoder(root, device, dtype)
             return models.load_text_encoder(root, device, dtype, text_cache_dir)
@@ -299,13 +298,13 @@ class Gen3CPipeline:
 
     # ------------------------------------------------------------------ depth
     def estimate_depth(self, image_uint8: np.ndarray):
-        """DepthResult of a model-resolution uint8 frame (MoGe is released afterwards in low-memory mode)."""
+        """DepthResult of a uint8 image at its own size (MoGe is released afterwards in low-memory mode)."""
         if self._depth_estimator is None:
             if self._depth_estimator_loader is None:
                 raise WeightsMissingError("no depth estimator: pass depth= or a depth_estimator")
             self._depth_estimator = self._depth_estimator_loader()
         try:
-            return _call_estimator(self._depth_estimator, image_uint8)
+            return call_estimator(self._depth_estimator, image_uint8)
         finally:
             if self.placement == "low_memory" and self._owns_depth_estimator:
                 _release(self._depth_estimator)
@@ -317,10 +316,20 @@ class Gen3CPipeline:
         with torch.no_grad():
             return self.vae.encode(video).float().to(self.device)
 
-    def encode_condition(self, first_frame: torch.Tensor) -> torch.Tensor:
-        """Condition latent of [first frame, zeros for the rest of the chunk]."""
+    def encode_condition(self, first_frame: torch.Tensor, official: bool = False,
+                         first_chunk: bool = True) -> torch.Tensor:
+        """Condition latent of [first frame, zeros for the rest of the chunk].
+
+        ``official``: as the official code makes it (``engine.official.official_condition_latent``): for the
+        first chunk (bf16 clip) the normalisation runs in bf16 arithmetic, later chunks in float32, and the latent
+        is rounded to bf16 either way.
+        """
         clip = torch.zeros(1, 3, self.chunk_frames, self.height, self.width)
         clip[0, :, 0] = first_frame.float().cpu()
+        if official:
+            from engine.official import official_condition_latent
+
+            return official_condition_latent(self.vae, clip, bf16_input=first_chunk).to(self.device)
         return self._encode(clip)
 
     def encode_cache(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -380,12 +389,15 @@ class Gen3CPipeline:
                        prompt_embeds: torch.Tensor, negative_embeds: torch.Tensor, noise: torch.Tensor, *,
                        num_steps: int, guidance: float, seed: int = 1, cfg: str = "official",
                        progress: Callable | None = None, cancel=None, timings: dict | None = None,
-                       cache=None) -> torch.Tensor:
-        """One chunk: first frame [3,H,W] in [-1,1] + cache renders -> video [T,3,H,W] in [-1,1] (CPU float)."""
+                       cache=None, official: bool = False, first_chunk: bool = True) -> torch.Tensor:
+        """One chunk: first frame [3,H,W] in [-1,1] + cache renders -> video [T,3,H,W] in [-1,1] (CPU float).
+
+        ``official`` / ``first_chunk``: the condition latent as ``encode_condition`` makes it in the official mode.
+        """
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         cache_latents = self.encode_cache(images, masks)
-        condition = self.encode_condition(first_frame)
+        condition = self.encode_condition(first_frame, official, first_chunk)
         _add(timings, "encode", t0)
         t0 = time.perf_counter()
         latents, _ = self.denoise_steps(noise, condition, cache_latents, prompt_embeds, negative_embeds,
@@ -400,15 +412,16 @@ class Gen3CPipeline:
         return video
 
     # ------------------------------------------------------------------ long video
-    def start_generation(self, image_uint8: np.ndarray, cameras, num_frames: int, prompt: str = "",
+    def start_generation(self, image_uint8, cameras, num_frames: int, prompt: str = "",
                          negative_prompt: str = DEFAULT_NEGATIVE, num_steps: int = 35, guidance: float = 1.0,
                          seed: int = 1, cfg: str = "official", depth=None, foreground_masking: bool = False,
-                         fit: str = "crop", cache=None) -> GenerationState:
+                         fit: str | None = None, cache=None, noise=None, trace: bool = False) -> GenerationState:
         """A validated, not yet begun run (:class:`engine.resumable.GenerationState`); see :meth:`generate`.
 
-        Advance it with :meth:`run_stages`; nothing heavy runs here.
+        Advance it with :meth:`run_stages`; nothing heavy runs here (a seed scene from a given depth is built).
         """
         from engine.fast_cache import CacheSettings
+        from engine.scene import Scene
 
         num_frames = validate.frame_count(num_frames, "frames", height=self.height, width=self.width)
         plan = chunk_plan(num_frames, self.chunk_frames)
@@ -416,24 +429,22 @@ class Gen3CPipeline:
         num_steps, guidance, seed, cfg = options.num_steps, options.guidance, options.seed, options.cfg
         prompt = validate.prompt(prompt)
         negative_prompt = "" if negative_prompt is None else validate.prompt(negative_prompt, "negative prompt")
-        image_uint8 = validate.uint8_image(image_uint8)
-        fit = validate.one_of(fit, FIT_MODES, "fit")
         settings = self.cache if cache is None else CacheSettings.of(cache)
-        if depth is not None:  # a DepthResult of the input image, at its size or at the model size
-            shape = np.shape(depth.depth)
-            if shape not in (tuple(image_uint8.shape[:2]), (self.height, self.width)):
-                raise InputError(f"depth is {'x'.join(map(str, shape))}; expected the image size "
-                                 f"{image_uint8.shape[0]}x{image_uint8.shape[1]} or {self.height}x{self.width}")
-            validate.intrinsics(depth.K, "depth intrinsics", batch=False)
-        w2cs, Ks = self._cameras(cameras, num_frames)
-        total = plan[-1][1] + 1  # cameras past the requested end hold the last pose
-        if total > num_frames:
-            w2cs = torch.cat([w2cs, w2cs[-1:].expand(total - num_frames, 4, 4)])
-            Ks = torch.cat([Ks, Ks[-1:].expand(total - num_frames, 3, 3)])
+        if isinstance(image_uint8, Scene):
+            scene, image_uint8 = check_scene(image_uint8, depth, fit, self.height, self.width), None
+        else:
+            image_uint8 = validate.uint8_image(image_uint8)
+            fit = check_fit("crop" if fit is None else fit)
+            # a given depth needs no model: the seed scene is built (and checked) now; MoGe runs in "begin"
+            scene = None if depth is None else self.seed_scene(image_uint8, depth, fit)
+        noise = check_noise(noise, len(plan), self.latent_shape())
+        path = cameras if hasattr(cameras, "sample") else None
+        w2cs, Ks = self.cameras_for_run(cameras, num_frames, None if scene is None else scene.K)
         return GenerationState(image=image_uint8, w2cs=w2cs, Ks=Ks, plan=plan, num_frames=int(num_frames),
                                prompt=prompt, negative_prompt=negative_prompt, num_steps=int(num_steps),
-                               guidance=float(guidance), seed=int(seed), cfg=cfg, cache=settings, depth=depth,
-                               foreground_masking=bool(foreground_masking), fit=fit)
+                               guidance=float(guidance), seed=int(seed), cfg=cfg, cache=settings,
+                               foreground_masking=bool(foreground_masking), fit=fit if scene is None else scene.fit,
+                               scene=scene, path=path, noise=noise, trace=bool(trace))
 
     def run_stages(self, state: GenerationState, stages=None, progress: Callable | None = None, cancel=None,
                    offload: bool = False) -> GenerationState:
@@ -452,27 +463,39 @@ class Gen3CPipeline:
         """The finished run's GenerationResult; ``outputs``: (frames, warps, masks, latents) collected earlier."""
         if not state.done:
             raise InputError(f"the run is not finished (chunk {state.chunk + 1} of {state.num_chunks})")
-        frames, warps, masks, latents = outputs if outputs is not None else state.take_outputs()
+        frames, warps, masks, latents, traces = outputs if outputs is not None else state.take_outputs()
         n = state.num_frames
         return GenerationResult(frames=np.concatenate(frames)[:n], warps=np.concatenate(warps)[:n],
                                 masks=np.concatenate(masks)[:n], fps=self.fps, seed=state.seed,
-                                timings=state.timings, latents=list(latents))
+                                timings=state.timings, latents=list(latents),
+                                trace=list(traces) if state.trace else None)
 
-    def generate(self, image_uint8: np.ndarray, cameras, num_frames: int, prompt: str = "",
+    def generate(self, image_uint8, cameras, num_frames: int, prompt: str = "",
                  negative_prompt: str = DEFAULT_NEGATIVE, num_steps: int = 35, guidance: float = 1.0,
                  seed: int = 1, cfg: str = "official", depth=None, progress: Callable | None = None, cancel=None,
-                 foreground_masking: bool = False, fit: str = "crop", cache=None) -> GenerationResult:
+                 foreground_masking: bool = False, fit: str | None = None, cache=None, noise=None,
+                 trace: bool = False) -> GenerationResult:
         """Generate ``num_frames`` frames from one image along ``cameras``.
 
+        ``image_uint8``: the input image (uint8 [H,W,3], as loaded), or the seed ``engine.scene.Scene`` at the
+        model resolution (from ``engine.scene.build_scene``; then ``depth`` is None and ``fit`` None or the
+        scene's). For an image, the seed scene is ``build_scene(image, depth, fit=fit, estimator=...)``:
+        ``depth`` a ``DepthResult`` of the image (its size or the model size) or a depth file, default: the
+        pipeline's depth estimator on the image as given; ``fit`` "crop" (default), "pad" or "official" (the
+        official fidelity mode: the official image path and condition frame, bf16 condition latents,
+        truncating uint8 conversion; see ``engine.official``). The seed camera's intrinsics come from the depth.
+
         ``cameras``: ``(w2cs [T,4,4], Ks [T,3,3])`` at the model resolution (world = the input image's camera,
-        w2c = I), or a ``CameraPath`` (sampled for ``num_frames``). ``depth``: a ``DepthResult`` of the input image
-        (its size or the model size); default: the pipeline's depth estimator. The seed camera's intrinsics come
-        from the depth. ``progress(dict(stage, chunk, num_chunks, step, num_steps))``; ``cancel`` (Event or
+        w2c = I), or a ``CameraPath`` (sampled for ``num_frames``; a path without intrinsics of its own zooms
+        the seed camera's K, so frame 0 of a path starting at the input camera is the seed camera exactly).
+        ``noise``: one unit Gaussian draw per chunk, each of ``latent_shape()`` (default: drawn from a CPU
+        generator seeded with ``seed``). ``trace=True``: ``result.trace`` holds what the model received, per chunk
+        (see engine/API.md). ``progress(dict(stage, chunk, num_chunks, step, num_steps))``; ``cancel`` (Event or
         callable) is checked between steps and stages and raises ``Cancelled``. ``cache``: the fast mode for this
         run (None: the pipeline's; "none" is exact; the others are approximate, see ``engine.fast_cache``).
         """
         state = self.start_generation(image_uint8, cameras, num_frames, prompt, negative_prompt, num_steps,
-                                      guidance, seed, cfg, depth, foreground_masking, fit, cache)
+                                      guidance, seed, cfg, depth, foreground_masking, fit, cache, noise, trace)
         try:
             self.run_stages(state, None, progress=progress, cancel=cancel)
         except Cancelled as exc:
@@ -493,8 +516,14 @@ class Gen3CPipeline:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
-    def _cameras(self, cameras, num_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def cameras_for_run(self, cameras, num_frames: int, seed_K=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Checked float32 cameras for the run, cameras past the last chunk's end holding the last pose.
+
+        A CameraPath without intrinsics of its own is sampled with ``seed_K`` (the seed camera's K) as its lens.
+        """
         if hasattr(cameras, "sample"):
+            if seed_K is not None and getattr(cameras, "intrinsics", None) is None:
+                cameras = cameras.with_intrinsics(seed_K, self.height, self.width)
             w2cs, Ks = cameras.sample(num_frames, self.height, self.width)
         else:
             try:
@@ -502,32 +531,25 @@ class Gen3CPipeline:
             except (TypeError, ValueError):
                 raise InputError("cameras must be (w2cs, Ks) or a CameraPath") from None
         W, K = validate.camera_batch(w2cs, Ks, num_frames=num_frames)
-        return torch.from_numpy(W.astype(np.float32)), torch.from_numpy(K.astype(np.float32))
+        w2cs, Ks = torch.from_numpy(W.astype(np.float32)), torch.from_numpy(K.astype(np.float32))
+        total = chunk_plan(num_frames, self.chunk_frames)[-1][1] + 1  # cameras past the requested end hold the last pose
+        if total > num_frames:
+            w2cs = torch.cat([w2cs, w2cs[-1:].expand(total - num_frames, 4, 4)])
+            Ks = torch.cat([Ks, Ks[-1:].expand(total - num_frames, 3, 3)])
+        return w2cs, Ks
 
     def frame_depth(self, frame_uint8: np.ndarray) -> torch.Tensor:
         """Depth [1,H,W] of a model-resolution uint8 frame (NaN -> 1e4, clamped to [0, 1e4])."""
         d = self.estimate_depth(frame_uint8)
         return _depth_tensor(np.asarray(d.depth), self.height, self.width)
 
-    def seed_depth(self, image_uint8: np.ndarray, depth=None, fit: str = "crop"):
-        """(fitted image uint8 [H,W,3], depth [1,H,W], intrinsics [3,3]) of the input image at the model size.
+    def seed_scene(self, image_uint8: np.ndarray, depth=None, fit: str = "crop"):
+        """The seed ``Scene`` at the model size: ``engine.scene.build_scene`` with this pipeline's depth estimator
+        (used only when ``depth`` is None; it sees the image as given, before the fit)."""
+        from engine.scene import build_scene
 
-        ``depth``: a DepthResult at the image's size (fitted like the image) or at the model size; None: estimated.
-        """
-        from engine.images import fit_image
-
-        image_fit, fit_info = fit_image(image_uint8, self.height, self.width, fit)
-        if depth is None:
-            d = self.estimate_depth(image_fit)
-            dm = np.asarray(d.depth, np.float32)
-            K = validate.intrinsics(d.K, "depth estimator intrinsics", batch=False).astype(np.float32)
-            if dm.shape != (self.height, self.width):
-                raise InputError(f"depth estimator returned {dm.shape}, expected {(self.height, self.width)}")
-        else:
-            dm, K = np.asarray(depth.depth, np.float32), np.asarray(depth.K, np.float32)
-            if dm.shape == tuple(image_uint8.shape[:2]):
-                dm, K = fit_info.apply_to_depth(dm), fit_info.apply_to_intrinsics(K)
-        return image_fit, _depth_tensor(dm, self.height, self.width), torch.from_numpy(np.ascontiguousarray(K))
+        return build_scene(image_uint8, depth, self.height, self.width, check_fit(fit),
+                           estimator=self.estimate_depth if depth is None else None)
 
 
 def _depth_tensor(depth: np.ndarray, height: int, width: int) -> torch.Tensor:

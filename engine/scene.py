@@ -1,7 +1,13 @@
-"""The seed scene: one image with depth and camera, its point cloud, stats and PLY export."""
+"""The seed scene: one image with depth and camera, its point cloud, stats and PLY export.
+
+:func:`build_scene` is the one seed path: every entry point (the studio, ``engine preview``, ``engine generate``,
+``Gen3CPipeline.generate``) turns an image and a depth source into the model-resolution :class:`Scene` through it,
+and every cache is built from that Scene (:meth:`Scene.cache`, :meth:`Scene.preview_cache`).
+"""
 from __future__ import annotations
 
 import math
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -16,7 +22,10 @@ from engine.depth import INVALID_DEPTH, DepthResult
 from engine.errors import InputError, OutputError
 from engine.geometry import reliable_depth_mask, unproject_depth
 from engine.images import fit_image, resize_depth, to_model_tensor, to_uint8
-from engine.model_defaults import FILTER_THRESHOLD, MODEL_HEIGHT, MODEL_WIDTH
+from engine.model_defaults import FILTER_THRESHOLD, FRAME_BUFFER_MAX, MODEL_HEIGHT, MODEL_WIDTH
+
+# How build_scene brings an image to the model size: the studio's aspect-keeping fits, or the official path.
+SCENE_FITS = ("crop", "pad", "official")
 
 
 class Scene:
@@ -25,9 +34,12 @@ class Scene:
     Tensors are float32 torch on CPU. Derived data (`points`, `reliable`) is computed once and cached.
     Depth >= `INVALID_DEPTH` (MoGe's "no surface" value, a far shell) is kept for the cache as the
     official code does, but left out of `valid`, the point cloud and the stats.
+    `condition`: the first frame the model is conditioned on ([3,H,W]; default: `image`, the cache's image;
+    the official mode's differs, see `engine.official`). `fit`: how the image was brought to this size
+    (one of `SCENE_FITS`; None for a scene built by hand).
     """
 
-    def __init__(self, image, depth, K, w2c=None):
+    def __init__(self, image, depth, K, w2c=None, *, condition=None, fit: str | None = None):
         image = torch.as_tensor(image, dtype=torch.float32)
         depth = torch.as_tensor(depth, dtype=torch.float32)
         if depth.dim() == 2:
@@ -40,8 +52,17 @@ class Scene:
             raise InputError("scene depth must be finite and >= 0")
         K = validate.intrinsics(K, "scene K", batch=False)
         w2c = np.eye(4) if w2c is None else validate.w2c(w2c, "scene w2c", batch=False)
+        if condition is not None:
+            condition = torch.as_tensor(condition, dtype=torch.float32)
+            if tuple(condition.shape) != tuple(image.shape) or not torch.isfinite(condition).all():
+                raise InputError(f"scene condition frame must be finite [3,H,W] like the image, got {tuple(condition.shape)}")
+            condition = condition.contiguous()
+        if fit is not None:
+            validate.one_of(fit, SCENE_FITS, "scene fit")
         self.image = image.contiguous()
         self.depth = depth.contiguous()
+        self._condition = condition
+        self.fit = fit
         self.K = torch.as_tensor(K, dtype=torch.float32)
         self.w2c = torch.as_tensor(w2c, dtype=torch.float32)
 
@@ -52,6 +73,39 @@ class Scene:
     @property
     def width(self) -> int:
         return int(self.image.shape[2])
+
+    @property
+    def condition(self) -> torch.Tensor:
+        """The chunk-0 condition frame [3,H,W] in [-1,1] (the image unless the fit gave another)."""
+        return self.image if self._condition is None else self._condition
+
+    @property
+    def official(self) -> bool:
+        """True for a scene of the official fidelity mode (``fit="official"``)."""
+        return self.fit == "official"
+
+    def cache(self, frame_buffer_max: int = FRAME_BUFFER_MAX, foreground_masking: bool = False, device=None):
+        """The model-resolution 3D cache of this scene (seed buffer: image, depth, K, w2c)."""
+        from engine.cache3d import Cache3D
+
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        return Cache3D(self.image.to(dev), self.depth.to(dev), self.w2c.to(dev), self.K.to(dev),
+                       frame_buffer_max=frame_buffer_max, foreground_masking=foreground_masking)
+
+    def preview_cache(self, height: int, width: int, foreground_masking: bool = False, device=None):
+        """The cache of this scene at a preview size, showing what the model-resolution cache shows.
+
+        The scene is :meth:`resized`; the official depth-edge filter compares depths over a 5x5 pixel window,
+        so at 1/s of the resolution the same edges look s times steeper: the threshold is scaled by s so the
+        preview drops the same points the model-resolution cache drops (coverage then agrees).
+        """
+        from engine.cache3d import Cache3D
+
+        small = self.resized(height, width)
+        dev = torch.device("cpu") if device is None else torch.device(device)
+        return Cache3D(small.image.to(dev), small.depth.to(dev), small.w2c.to(dev), small.K.to(dev),
+                       filter_points_threshold=FILTER_THRESHOLD * self.height / small.height,
+                       foreground_masking=foreground_masking)
 
     @cached_property
     def points(self) -> torch.Tensor:
@@ -73,12 +127,13 @@ class Scene:
         """The same scene at another resolution (image bilinear with antialias, depth bilinear, K rescaled)."""
         height, width = validate.image_size(height, width, name="scene")
         if (height, width) == (self.height, self.width):
-            return Scene(self.image.clone(), self.depth.clone(), self.K.clone(), self.w2c.clone())
+            return Scene(self.image.clone(), self.depth.clone(), self.K.clone(), self.w2c.clone(),
+                         condition=None if self._condition is None else self._condition.clone(), fit=self.fit)
         image = F.interpolate(self.image[None], size=(height, width), mode="bilinear", align_corners=False,
                               antialias=True)[0].clamp(-1, 1)
         depth = torch.from_numpy(resize_depth(self.depth[0].numpy(), height, width))[None]
         K = scale_intrinsics(self.K.double(), height / self.height, width / self.width)
-        return Scene(image, depth, K.float(), self.w2c.clone())
+        return Scene(image, depth, K.float(), self.w2c.clone(), fit=self.fit)
 
     def point_cloud(self, max_points: int | None = None, only_reliable: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(xyz float32 [P,3] world, rgb uint8 [P,3]) of valid (and reliable) pixels.
@@ -159,12 +214,57 @@ def write_ply(file, xyz: np.ndarray, rgb: np.ndarray) -> Path:
     return out
 
 
-def build_scene(image: np.ndarray, depth_result: DepthResult, height: int = MODEL_HEIGHT,
-                width: int = MODEL_WIDTH, fit: str = "crop") -> Scene:
-    """Fit image, depth and K together to (height, width) and build the seed `Scene` (w2c = I)."""
-    validate.uint8_image(image)
-    depth_result.validate(image.shape[0], image.shape[1])
+def build_scene(image: np.ndarray, depth=None, height: int = MODEL_HEIGHT, width: int = MODEL_WIDTH,
+                fit: str = "crop", *, estimator=None, fov_y_deg: float | None = None) -> Scene:
+    """The one seed path: an image and a depth source -> the seed `Scene` at (height, width) (w2c = I).
+
+    ``image``: uint8 [H0,W0,3], the image as loaded (not fitted). Depth source, one of:
+    ``depth`` a `DepthResult` of the image (at its size, or already at (height, width)); ``depth`` a depth file
+    (read by `engine.depth.load_depth_file` at the image's size, ``fov_y_deg`` for a file without K); or
+    ``depth=None`` with ``estimator`` (a `MoGeEstimator`-like object with ``.estimate`` or a callable
+    ``image_uint8 -> DepthResult``).
+
+    ``fit``: "crop" / "pad" keep the aspect ratio (`engine.images.fit_image`; one Fit for image, depth and K).
+    The estimator sees the image as loaded, before the fit, in every entry point: it gets the whole picture
+    (no crop) and no padding bars, and the fit then moves depth and K with the pixels. "official" follows
+    the official code (`engine.official`): the image is stretched, MoGe runs on it stretched to 720x1280
+    (`engine.depth.official_seed_depth`), a given depth is stretched bilinearly, and the scene keeps the
+    official condition frame (`Scene.condition`).
+    """
+    from engine import depth as depth_mod
+
+    image = validate.uint8_image(image)
+    fit = validate.one_of(fit, SCENE_FITS, "fit")
+    height, width = validate.image_size(height, width, name="scene")
+    h0, w0 = image.shape[:2]
+    if depth is None:
+        if estimator is None:
+            raise InputError("no depth for the scene: give a depth file or result, or a depth estimator")
+        if fit == "official":
+            result = depth_mod.official_seed_depth(estimator, image, height, width)
+        else:
+            result = depth_mod.call_estimator(estimator, image)
+    elif isinstance(depth, DepthResult):
+        result = depth
+    elif isinstance(depth, (str, os.PathLike)):
+        result = depth_mod.load_depth_file(depth, h0, w0, fov_y_deg=fov_y_deg)
+    else:
+        raise InputError(f"depth must be a DepthResult or a depth file, got {type(depth).__name__}")
+    shape = np.shape(result.depth)
+    fitted_already = shape == (height, width) and shape != (h0, w0)
+    if shape != (h0, w0) and not fitted_already:
+        raise InputError(f"depth is {'x'.join(map(str, shape))}; expected the image size {h0}x{w0} "
+                         f"or {height}x{width}")
+    result.validate(*shape)
+    if fit == "official":
+        from engine.official import official_cache_image, official_condition_frame, official_depth_to_size
+
+        d, K = official_depth_to_size(result.depth, result.K, height, width)
+        return Scene(official_cache_image(image, height, width), torch.from_numpy(d)[None], K,
+                     condition=official_condition_frame(image, height, width), fit=fit)
     fitted, f = fit_image(image, height, width, fit)
-    depth = f.apply_to_depth(depth_result.depth)
-    K = f.apply_to_intrinsics(depth_result.K)
-    return Scene(to_model_tensor(fitted), torch.from_numpy(depth)[None], K)
+    if fitted_already:
+        d, K = np.asarray(result.depth, np.float32), np.asarray(result.K, np.float32)
+    else:
+        d, K = f.apply_to_depth(result.depth), f.apply_to_intrinsics(result.K)
+    return Scene(to_model_tensor(fitted), torch.from_numpy(np.ascontiguousarray(d))[None], K, fit=fit)

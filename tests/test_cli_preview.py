@@ -62,9 +62,17 @@ def test_preview_along_an_imported_path(tmp_path, capsys):
                            "--height", "88", "--width", "160", "--out", str(out))
     assert code == 0
     w2cs, Ks = paths.load_npz(out / "cameras.npz")
+    # a path file without intrinsics zooms the seed camera's lens: its principal point and pixel aspect, fy from
+    # each frame's FOV (engine.paths.intrinsics), so the cameras render the same scene the model is given
+    from engine import samples, scene as scene_mod
+
+    seed_K = scene_mod.build_scene(*samples.load_sample("living_room"), height=88, width=160).K.numpy()
     expected_w2cs, expected_Ks = path.sample(5, 88, 160)
     np.testing.assert_allclose(w2cs, np.asarray(expected_w2cs), atol=1e-6)
-    np.testing.assert_allclose(Ks, np.asarray(expected_Ks), atol=1e-4)
+    fy = 44.0 / np.tan(np.radians([kf.fov_y_deg for kf in path.keyframes]) / 2)
+    np.testing.assert_allclose(Ks[[0, -1], 1, 1], fy, rtol=1e-6)
+    np.testing.assert_allclose(Ks[:, 0, 0] / Ks[:, 1, 1], seed_K[0, 0] / seed_K[1, 1], rtol=1e-6)
+    np.testing.assert_allclose(Ks[:, :2, 2], np.broadcast_to(seed_K[:2, 2], (5, 2)), atol=1e-4)
 
 
 @pytest.mark.parametrize(

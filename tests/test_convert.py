@@ -4,13 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from official_checkpoints import dit_state, tok_state, write_official_files
 from reference_fixtures import load_fixture, load_fixture_meta
 from engine.convert import dit_from_official
 from engine.errors import InputError
-
-
-def _dit_state(fx: dict) -> dict:
-    return {k: v for k, v in fx.items() if k.startswith(("net.", "logvar."))}
 
 
 def _dit_call(model, fx: dict) -> torch.Tensor:
@@ -28,7 +25,7 @@ def dit_fixture():
 
 def test_dit_from_official_matches_official_output(dit_fixture):
     meta = load_fixture_meta("dit_tiny")
-    model = dit_from_official(_dit_state(dit_fixture), meta["net_config"])
+    model = dit_from_official(dit_state(dit_fixture), meta["net_config"])
     out = _dit_call(model, dit_fixture)
     assert out.shape == dit_fixture["output"].shape
     assert (out - dit_fixture["output"]).abs().max().item() <= 5e-5
@@ -39,7 +36,7 @@ def test_dit_from_official_matches_official_output(dit_fixture):
 
 def test_dit_config_inferred_from_shapes_and_wrapper(dit_fixture):
     meta = load_fixture_meta("dit_tiny")
-    state = {"model": _dit_state(dit_fixture)}
+    state = {"model": dit_state(dit_fixture)}
     state["model"]["net.blocks.block0.blocks.0.block.attn.to_q.1._extra_state"] = torch.zeros(3)
     model = dit_from_official(state)
     cfg = model.config
@@ -52,7 +49,7 @@ def test_dit_config_inferred_from_shapes_and_wrapper(dit_fixture):
 
 
 def test_dit_conversion_pops_source_and_shares_storage(dit_fixture):
-    source = _dit_state(dit_fixture)
+    source = dit_state(dit_fixture)
     ptr = source["net.x_embedder.proj.1.weight"].data_ptr()
     model = dit_from_official(source, load_fixture_meta("dit_tiny")["net_config"])
     assert source == {}
@@ -60,7 +57,7 @@ def test_dit_conversion_pops_source_and_shares_storage(dit_fixture):
 
 
 def test_dit_bf16_keeps_position_tables_fp32(dit_fixture):
-    model = dit_from_official(_dit_state(dit_fixture), dtype=torch.bfloat16)
+    model = dit_from_official(dit_state(dit_fixture), dtype=torch.bfloat16)
     assert model.patch_embed.proj.weight.dtype == torch.bfloat16
     assert model.learnable_pos_embed.pos_emb_t.dtype == torch.float32
 
@@ -73,7 +70,7 @@ def test_dit_bf16_keeps_position_tables_fp32(dit_fixture):
     (lambda s: s.__setitem__("net.final_layer.linear.weight", torch.zeros(64, 255)), "shape mismatch"),
 ])
 def test_dit_conversion_rejects_bad_checkpoints(dit_fixture, mutate, message):
-    source = _dit_state(dit_fixture)
+    source = dit_state(dit_fixture)
     mutate(source)
     n = len(source)
     with pytest.raises(InputError, match=message):
@@ -100,13 +97,9 @@ def tok_fixture():
     return load_fixture("tokenizer_tiny")
 
 
-def _tok_state(fx):
-    return {k: v for k, v in fx.items() if k.startswith(("encoder.", "decoder.", "quant_conv.", "post_quant_conv."))}
-
-
 @pytest.fixture(scope="module")
 def tiny_vae(tok_fixture):
-    return vae_from_official(_tok_state(tok_fixture), load_fixture_meta("tokenizer_tiny")["config"])
+    return vae_from_official(tok_state(tok_fixture), load_fixture_meta("tokenizer_tiny")["config"])
 
 
 def test_vae_from_official_encode_decode_parity(tiny_vae, tok_fixture):
@@ -182,57 +175,26 @@ def test_vae_tiling_on_tiny_vae(tiny_vae, tok_fixture):
 
 def test_vae_conversion_rejects_bad_checkpoints(tok_fixture):
     cfg = load_fixture_meta("tokenizer_tiny")["config"]
-    state = _tok_state(tok_fixture)
+    state = tok_state(tok_fixture)
     state.pop("decoder.up.1.upsample.conv2.conv3d.bias")
     with pytest.raises(InputError, match="missing keys.*upsamplers.0.conv2.bias"):
         vae_from_official(state, cfg)
-    state = _tok_state(tok_fixture)
+    state = tok_state(tok_fixture)
     state["encoder.down.1.downsample.conv1.conv3d.weight"] = torch.zeros(1)
     with pytest.raises(InputError, match="unexpected keys"):
         vae_from_official(state, cfg)
     with pytest.raises(InputError, match="patch_method"):
-        vae_from_official(_tok_state(tok_fixture), dict(cfg, patch_method="rearrange"))
+        vae_from_official(tok_state(tok_fixture), dict(cfg, patch_method="rearrange"))
 
 
 # ---- python -m engine convert: official-format files -> weights folder -> loaders ---------------------
-
-def _jit_archive(state: dict, path):
-    """A TorchScript archive whose state_dict carries exactly `state`'s official key names."""
-    import warnings
-
-    class Holder(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x
-
-    root = Holder()
-    for key, tensor in state.items():
-        *parents, leaf = key.split(".")
-        module = root
-        for name in parents:
-            if not hasattr(module, name):
-                module.add_module(name, Holder())
-            module = getattr(module, name)
-        module.register_buffer(leaf, tensor.clone())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.trace(root, torch.zeros(1)).save(str(path))
-
 
 @pytest.fixture(scope="module")
 def official_files(tmp_path_factory, dit_fixture, tok_fixture):
     from engine.models.tiny import tiny_t5, tiny_text_tokenizer
 
     root = tmp_path_factory.mktemp("official")
-    torch.save({"model": _dit_state(dit_fixture)}, root / "model.pt")
-    tok_dir = root / "Cosmos-Tokenize1-CV8x8x8-720p"
-    tok_dir.mkdir()
-    state = _tok_state(tok_fixture)
-    state["encoder.patcher3d._arange"] = state["encoder.patcher3d._arange"].long()
-    state["encoder.patcher3d.patch_size_buffer"] = state["encoder.patcher3d.patch_size_buffer"].int()
-    _jit_archive({k: v for k, v in state.items() if k.startswith(("encoder.", "quant_conv."))}, tok_dir / "encoder.jit")
-    _jit_archive({k: v for k, v in state.items() if k.startswith(("decoder.", "post_quant_conv."))},
-                 tok_dir / "decoder.jit")
-    torch.save(torch.stack([tok_fixture["mean_std/mean"], tok_fixture["mean_std/std"]]), tok_dir / "mean_std.pt")
+    write_official_files(root, dit_fixture, tok_fixture)
     t5_dir = root / "t5"
     tokenizer = tiny_text_tokenizer(512)
     tiny_t5(len(tokenizer), 48, seed=5).save_pretrained(str(t5_dir))
@@ -264,7 +226,7 @@ def test_convert_cli_writes_loadable_folder(official_files, tmp_path, dit_fixtur
     assert (_dit_call(dit, dit_fixture) - dit_fixture["output"]).abs().max().item() <= 5e-5
     # the folder round trip is lossless: every tensor equals the direct conversion bit for bit; outputs
     # are compared with a float tolerance, since the attention backend may differ (native vs default)
-    direct = dit_from_official(_dit_state(dit_fixture))
+    direct = dit_from_official(dit_state(dit_fixture))
     _assert_same_tensors(dit.state_dict(), direct.state_dict())
     torch.testing.assert_close(_dit_call(dit, dit_fixture), _dit_call(direct, dit_fixture), rtol=0, atol=2e-5)
 
@@ -287,7 +249,7 @@ def test_convert_cli_writes_loadable_folder(official_files, tmp_path, dit_fixtur
 def test_convert_fails_loudly_and_writes_nothing(official_files, tmp_path, dit_fixture, capsys):
     from engine.cli.convert import main
 
-    bad = {"model": _dit_state(dit_fixture)}
+    bad = {"model": dit_state(dit_fixture)}
     bad["model"].pop("net.final_layer.linear.weight")
     torch.save(bad, tmp_path / "bad.pt")
     out = tmp_path / "weights"

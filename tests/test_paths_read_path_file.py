@@ -46,6 +46,15 @@ def _npz_cameras(count: int = T):
     return w2cs, torch.from_numpy(np.stack([K] * count))
 
 
+def _seed_K() -> np.ndarray:
+    """The seed camera of the scene the command renders (the tabletop sample at H x W): the lens every path
+    without intrinsics of its own is sampled with (issue 7: paths keep the seed camera)."""
+    from engine import samples
+    from engine.scene import build_scene
+
+    return build_scene(*samples.load_sample("tabletop"), H, W).K.double().numpy()
+
+
 def _cli(capsys, file, tmp_path, frames: int = T):
     """Run `python -m engine preview --path file`: (exit code, stderr, output folder)."""
     out = tmp_path / f"preview-of-{file.name}"
@@ -136,7 +145,8 @@ def test_every_entry_point_accepts_the_file_with_the_same_cameras(write, tmp_pat
     assert code == 0, err
     w2cs, Ks = load_npz(out / "cameras.npz")
     if npz_cameras is None:
-        expected = _path().sample(T, H, W)  # per-frame files hold exactly these cameras too
+        # per-frame files hold exactly these poses too; the lens is the seed camera's
+        expected = _path().with_intrinsics(_seed_K(), H, W).sample(T, H, W)
         torch.testing.assert_close(w2cs, expected[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(Ks, expected[1], atol=1e-4, rtol=1e-6)
     else:  # an NPZ with exactly --frames cameras is rendered with its own cameras, K as stored
@@ -152,10 +162,15 @@ def test_npz_with_another_frame_count_is_sampled_as_a_path(tmp_path, capsys):
     source_w2cs, source_Ks = _npz_cameras()
     # every camera of the file is a keyframe: the odd frames are the file's cameras again
     torch.testing.assert_close(w2cs[::2], source_w2cs, atol=1e-5, rtol=0)
-    # K reduced to a vertical FOV from fy: square pixels, principal point (W/2, H/2)
+    # K reduced to a vertical FOV from fy, sampled with the seed camera's lens: the seed K zoomed about its
+    # principal point, so fy is the file's and fx / fy and the principal point are the seed's
     fov = float(np.degrees(2 * np.arctan(H / 2 / source_Ks[0, 1, 1].item())))
-    expected_K = torch.from_numpy(intrinsics_from_fov(fov, H, W).astype(np.float32))
+    seed = _seed_K()
+    expected_K = torch.tensor([[seed[0, 0] / seed[1, 1] * source_Ks[0, 1, 1].item(), 0.0, seed[0, 2]],
+                               [0.0, source_Ks[0, 1, 1].item(), seed[1, 2]], [0.0, 0.0, 1.0]], dtype=torch.float32)
     torch.testing.assert_close(Ks, expected_K.expand_as(Ks), atol=1e-4, rtol=1e-6)
+    # (without a seed lens, a FOV means square pixels and a centred principal point)
+    assert not torch.allclose(expected_K, torch.from_numpy(intrinsics_from_fov(fov, H, W).astype(np.float32)))
 
 
 def test_one_size_cap_for_every_entry_point(tmp_path, capsys):

@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--depth", help="depth file for --image (.npy/.npz/16-bit PNG/.exr), same size as the image")
     dep.add_argument("--moge", help="MoGe checkpoint (model.pt) for depth; default <weights>/moge/model.pt")
     p.add_argument("--fov", type=float, default=None, help="vertical FOV in degrees for a depth file without K")
-    p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="bring the image to the model size")
+    p.add_argument("--fit", choices=("crop", "pad", "official"), default="crop",
+                   help="bring the image to the model size: centre crop or pad (aspect kept), or official (the "
+                        "official fidelity mode: its image path, bf16 condition latents, truncating uint8 "
+                        "frames; see engine/official.py)")
     p.add_argument("--foreground-masking", action="store_true", help="official foreground (occluder) masking")
     p.add_argument("--weights", default=None, help="weights folder (default $GEN3C_WEIGHTS, else ./weights)")
     p.add_argument("--out", required=True, help="output .mp4 file")
@@ -162,6 +165,7 @@ def run(args, session=None) -> dict:
     from engine.models.config import Gen3CConfig
     from engine.models.integrity import check_weights
     from engine.pipeline import DEFAULT_NEGATIVE, Gen3CPipeline, resolve_placement
+    from engine.scene import build_scene
 
     t0 = time.perf_counter()
     out = _validate_args(args)
@@ -172,17 +176,16 @@ def run(args, session=None) -> dict:
 
     # inputs first: nothing heavy loads before they are known to be usable
     image = images.load_image(args.image)
-    fitted, fit = images.fit_image(image, height, width, args.fit)
     validate.frame_count(args.frames, "--frames", height=height, width=width)  # the weights' own size
+    path = None
     if args.path:
-        _, cams = cameras_from_path_file(args.path, args.frames, height, width)
+        path, cams = cameras_from_path_file(args.path, args.frames, height, width)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if session is not None:
         device = session.device
-    depth = None
-    if args.depth:
-        depth = depth_mod.load_depth_file(args.depth, image.shape[0], image.shape[1], fov_y_deg=args.fov)
-        K_model = fit.apply_to_intrinsics(depth.K)
+    scene = None
+    if args.depth:  # the one seed path, at the model size (MoGe below otherwise)
+        scene = build_scene(image, args.depth, height, width, args.fit, fov_y_deg=args.fov)
     if session is not None:  # every rank has validated its inputs, before any of them loads a model
         from engine.cli.parallel import check_before_weights
 
@@ -202,14 +205,15 @@ def run(args, session=None) -> dict:
                     return model.estimate(frame)
                 finally:
                     model.release()
-    if depth is None:
+    if scene is None:
         if estimator is None:
             raise WeightsMissingError(depth_mod.MOGE_HELP)
-        depth = estimator.estimate(fitted) if hasattr(estimator, "estimate") else estimator(fitted)
-        K_model = depth.K
+        scene = build_scene(image, None, height, width, args.fit, estimator=estimator)
     if args.preset:
-        cams = cameras.preset_trajectory(args.preset, torch.eye(4), K_model, args.frames, args.distance,
+        cams = cameras.preset_trajectory(args.preset, torch.eye(4), scene.K, args.frames, args.distance,
                                          args.rotation)
+    elif path is not None and path.intrinsics is None:  # the path zooms the seed camera's lens
+        cams = path.with_intrinsics(scene.K, height, width).sample(args.frames, height, width)
     chunk_frames = int(config.chunk_frames)
     if args.frames > chunk_frames and estimator is None:
         raise WeightsMissingError(f"{args.frames} frames need more than one chunk, and later chunks need depth of "
@@ -222,10 +226,10 @@ def run(args, session=None) -> dict:
     progress = _Progress(args.quiet or not main_rank)
     try:
         result = pipe.generate(
-            image, cams, args.frames, prompt=args.prompt,
+            scene, cams, args.frames, prompt=args.prompt,
             negative_prompt=DEFAULT_NEGATIVE if args.negative_prompt is None else args.negative_prompt,
-            num_steps=args.steps, guidance=args.guidance, seed=args.seed, cfg=args.cfg, depth=depth,
-            progress=progress, foreground_masking=args.foreground_masking, fit=args.fit,
+            num_steps=args.steps, guidance=args.guidance, seed=args.seed, cfg=args.cfg,
+            progress=progress, foreground_masking=args.foreground_masking,
         )
     finally:
         progress.close()

@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"render height (default {MODEL_HEIGHT}, the model's)")
     p.add_argument("--width", type=int, default=MODEL_WIDTH,
                    help=f"render width (default {MODEL_WIDTH}, the model's)")
-    p.add_argument("--fit", choices=("crop", "pad"), default="crop", help="bring the image to HxW by centre crop or pad")
+    p.add_argument("--fit", choices=("crop", "pad", "official"), default="crop",
+                   help="bring the image to HxW: centre crop or pad (aspect kept), or official (stretched through the "
+                        "official image path, for parity runs; see engine/official.py)")
     p.add_argument("--foreground-masking", action="store_true", help="official foreground (occluder) masking")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--fps", type=int, default=FPS)
@@ -51,22 +53,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _scene_inputs(args):
-    """(image uint8, DepthResult) from --sample or --image + depth source."""
+def _scene(args):
+    """The seed Scene at the render size, by the one seed path (engine.scene.build_scene)."""
     from engine import depth as depth_mod
     from engine import images, samples
+    from engine.scene import build_scene
 
+    size = dict(height=args.height, width=args.width, fit=args.fit)
     if args.sample:
-        return samples.load_sample(args.sample)
+        image, depth = samples.load_sample(args.sample)
+        return build_scene(image, depth, **size)
     image = images.load_image(args.image)
     if args.depth:
-        return image, depth_mod.load_depth_file(args.depth, image.shape[0], image.shape[1], fov_y_deg=args.fov)
+        return build_scene(image, args.depth, fov_y_deg=args.fov, **size)
     model = args.moge or depth_mod.find_moge_weights(args.weights)
     if model is None:
         raise WeightsMissingError(depth_mod.MOGE_HELP)
     estimator = depth_mod.MoGeEstimator(str(model), device=args.device)
     try:
-        return image, estimator.estimate(image)
+        return build_scene(image, estimator=estimator, **size)
     finally:
         estimator.release()
 
@@ -103,8 +108,7 @@ def run(args) -> dict:
     import numpy as np
     import torch
 
-    from engine import cameras, paths, scene as scene_mod, validate, video
-    from engine.cache3d import Cache3D
+    from engine import cameras, paths, validate, video
 
     # 0. every flag, before any file is read or camera built
     validate.image_size(args.height, args.width, low=MIN_SIDE, high=MAX_SIDE, name="render size (--height/--width):")
@@ -125,22 +129,21 @@ def run(args) -> dict:
     else:
         path, cams = cameras_from_path_file(args.path, args.frames, args.height, args.width)
 
-    image, depth_result = _scene_inputs(args)
-    scene = scene_mod.build_scene(image, depth_result, height=args.height, width=args.width, fit=args.fit)
+    scene = _scene(args)
     if args.preset:
         initial_K = scene.K
         cams = cameras.preset_trajectory(
             args.preset, torch.eye(4), initial_K, args.frames, args.distance, args.rotation,
             corrected=args.corrected,
         )
-        path = paths.CameraPath.from_cameras(cams[0], cams[1], args.height)
+        path = paths.CameraPath.from_cameras(cams[0], cams[1], args.height, width=args.width)
+    elif path is not None and path.intrinsics is None:  # the path zooms the seed camera's lens
+        path = path.with_intrinsics(scene.K, args.height, args.width)
+        cams = path.sample(args.frames, args.height, args.width)
     w2cs, Ks = (torch.as_tensor(c, dtype=torch.float32) for c in cams)
 
     # 2. render, in frame chunks so progress shows and memory stays bounded
-    cache = Cache3D(
-        scene.image.to(device), scene.depth.to(device), scene.w2c.to(device), scene.K.to(device),
-        foreground_masking=args.foreground_masking,
-    )
+    cache = scene.cache(foreground_masking=args.foreground_masking, device=device)
     chunk = 16 if device.type == "cpu" else CHUNK_FRAMES
     frames, masks = [], []
     from tqdm import tqdm

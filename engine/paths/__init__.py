@@ -8,6 +8,7 @@ time, hold and ease); every edit returns a new path, so undo/redo is a list of p
 * ``engine.paths.timing``: holds, eases and where every frame lies on the path,
 * ``engine.paths.interpolation``: the camera between keyframes (linear / smooth),
 * ``engine.paths.preset``: :class:`PathPreset`, an official preset as a few editable keyframes,
+* ``engine.paths.intrinsics``: :class:`PathIntrinsics`, the seed camera's lens a path samples with,
 * ``engine.paths.files``: project JSON, nerfstudio ``camera_path.json``, GEN3C NPZ, and
   :func:`read_path_file` for a file of any of them.
 """
@@ -29,6 +30,7 @@ from engine.paths.files import (
     save_path_json,
     to_nerfstudio,
 )
+from engine.paths.intrinsics import PathIntrinsics
 from engine.paths.keyframe import Keyframe
 from engine.paths.preset import MAX_PRESET_KEYFRAMES, PRESET_KEYFRAMES, PathPreset
 from engine.paths.timing import EASES
@@ -37,7 +39,7 @@ from engine.validate import MAX_FRAMES
 __all__ = [
     "EASES", "INTERPOLATIONS", "MAX_FILE_BYTES", "MAX_FRAMES", "MAX_KEYFRAMES", "MAX_PRESET_KEYFRAMES",
     "PATH_FILE_FORMATS", "PATH_FORMAT", "PATH_VERSION", "PRESET_KEYFRAMES", "CameraPath", "Keyframe", "PathFile",
-    "PathPreset", "load_nerfstudio", "load_npz", "load_path_json",
+    "PathIntrinsics", "PathPreset", "load_nerfstudio", "load_npz", "load_path_json",
     "path_from_dict", "path_to_dict", "read_path_file", "save_nerfstudio", "save_npz", "save_path_json",
     "to_nerfstudio",
 ]

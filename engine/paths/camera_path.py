@@ -16,6 +16,7 @@ from engine import validate
 from engine.cameras import camera_center, fov_y_from_intrinsics, intrinsics_from_fov
 from engine.errors import InputError
 from engine.paths.interpolation import INTERPOLATIONS, Spline
+from engine.paths.intrinsics import PathIntrinsics
 from engine.paths.keyframe import Keyframe
 from engine.paths.preset import PRESET_KEYFRAMES, PathPreset, same_camera
 from engine.paths.timing import FramePlan, plan_frames
@@ -45,6 +46,8 @@ class CameraPath:
     speed between its anchors: the two ends and every keyframe with a time, a hold or an ease.
     ``preset``: the official preset the keyframes were sampled from, if any (see
     ``engine.paths.preset``); its segments follow the official formula until edited.
+    ``intrinsics``: the seed camera's lens (:class:`engine.paths.intrinsics.PathIntrinsics`): sampled K keep
+    its principal point and pixel aspect, zoomed to each frame's FOV; None: square pixels, centred.
     Validation: 1..10000 keyframes, times (where given) strictly increasing in [0, 1].
     A path of one keyframe is a still camera: it can be edited and saved, but needs a second
     keyframe before it can be sampled for motion (:attr:`can_animate`).
@@ -54,6 +57,7 @@ class CameraPath:
     interpolation: str = "smooth"
     constant_speed: bool = False
     preset: PathPreset | None = None
+    intrinsics: PathIntrinsics | None = None
 
     def __post_init__(self):
         kfs = self.keyframes
@@ -75,6 +79,8 @@ class CameraPath:
         object.__setattr__(self, "constant_speed", bool(self.constant_speed))
         if self.preset is not None and not isinstance(self.preset, PathPreset):
             raise InputError(f"camera path preset must be a PathPreset, got {type(self.preset).__name__}")
+        if self.intrinsics is not None and not isinstance(self.intrinsics, PathIntrinsics):
+            raise InputError(f"camera path intrinsics must be PathIntrinsics, got {type(self.intrinsics).__name__}")
         self.key_times()  # validates the times
 
     def __len__(self):
@@ -166,7 +172,7 @@ class CameraPath:
         return int(i) % n
 
     def _with(self, kfs) -> "CameraPath":
-        return CameraPath(tuple(kfs), self.interpolation, self.constant_speed, self.preset)
+        return CameraPath(tuple(kfs), self.interpolation, self.constant_speed, self.preset, self.intrinsics)
 
     def with_keyframe(self, i: int, kf: Keyframe) -> "CameraPath":
         """A new path with keyframe i replaced by ``kf``."""
@@ -222,7 +228,19 @@ class CameraPath:
         return CameraPath(self.keyframes,
                           self.interpolation if interpolation is None else interpolation,
                           self.constant_speed if constant_speed is None else constant_speed,
-                          self.preset)
+                          self.preset, self.intrinsics)
+
+    def with_intrinsics(self, K, height: int | None = None, width: int | None = None) -> "CameraPath":
+        """The same path sampled with the seed camera's K (pixels at height x width) as its lens; None removes it."""
+        if K is None:
+            lens = None
+        elif isinstance(K, PathIntrinsics):
+            lens = K
+        else:
+            if height is None or width is None:
+                raise InputError("path intrinsics need the image height and width K is for")
+            lens = PathIntrinsics(K, height, width)
+        return CameraPath(self.keyframes, self.interpolation, self.constant_speed, self.preset, lens)
 
     # construction ---------------------------------------------------------------------------
 
@@ -232,44 +250,59 @@ class CameraPath:
         return cls((keyframe,), interpolation, constant_speed)
 
     @classmethod
-    def from_input_camera(cls, fov_y_deg: float, w2c=None, interpolation: str = "smooth",
-                          constant_speed: bool = False) -> "CameraPath":
+    def from_input_camera(cls, fov_y_deg: float | None = None, w2c=None, interpolation: str = "smooth",
+                          constant_speed: bool = False, *, K=None, height: int | None = None,
+                          width: int | None = None) -> "CameraPath":
         """A new path whose only keyframe is the input camera: ``w2c`` (default identity, the seed
-        camera of a single-image scene) with the scene's vertical FOV."""
+        camera of a single-image scene) with the scene's vertical FOV. With ``K`` (the seed K, pixels at
+        ``height`` x ``width``) the path keeps that lens (see ``with_intrinsics``) and the FOV defaults to
+        K's, so its first frame is the seed camera exactly."""
+        lens = None if K is None else _lens(K, height, width)
+        if fov_y_deg is None:
+            if lens is None:
+                raise InputError("the input camera needs its vertical FOV or its K (with height and width)")
+            fov_y_deg = lens.fov_y_deg
         kf = Keyframe(np.eye(4) if w2c is None else w2c, fov_y_deg)
-        return cls.single(kf, interpolation, constant_speed)
+        return cls((kf,), interpolation, constant_speed, None, lens)
 
     @classmethod
     def from_preset(cls, kind: str, rotation: str, movement_distance: float, *, num_frames: int,
                     fov_y_deg: float | None = None, K=None, height: int | None = None,
                     corrected: bool = False, center_depth: float = 1.0, initial_w2c=None,
                     keyframes: int = PRESET_KEYFRAMES, interpolation: str = "smooth",
-                    constant_speed: bool = False) -> "CameraPath":
+                    constant_speed: bool = False, width: int | None = None) -> "CameraPath":
         """An official preset as ``keyframes`` (2..12) editable keyframes whose unedited segments follow
         the official formula: ``sample(T, ...)`` equals ``preset_trajectory(kind, initial_w2c, K, T,
         movement_distance, rotation, center_depth, corrected=corrected)`` for any T (K reduced to a
         vertical FOV, as everywhere in paths). The FOV comes from ``fov_y_deg`` or from ``K`` at
         ``height``; ``initial_w2c`` defaults to identity; ``num_frames``: the clip the keyframes are
-        sampled from (evenly spaced over it)."""
+        sampled from (evenly spaced over it). With ``K``, ``height`` and ``width`` the path keeps K as its lens
+        (see ``with_intrinsics``): sampled Ks equal K itself, as ``preset_trajectory`` repeats it."""
         if (fov_y_deg is None) == (K is None):
             raise InputError("a preset path needs either fov_y_deg or K (with height)")
+        lens = None
         if K is not None:
             if height is None:
                 raise InputError("a preset path made from K needs the image height K is for")
-            fov_y_deg = fov_y_from_intrinsics(K, validate.image_size(height, 1)[0])
+            if width is not None:
+                lens = _lens(K, height, width)
+                fov_y_deg = lens.fov_y_deg
+            else:
+                fov_y_deg = fov_y_from_intrinsics(K, validate.image_size(height, 1)[0])
         preset = PathPreset(kind, rotation, movement_distance, fov_y_deg, num_frames, keyframes, center_depth,
                             corrected, initial_w2c)
-        return cls(preset.keyframes, interpolation, constant_speed, preset)
+        return cls(preset.keyframes, interpolation, constant_speed, preset, lens)
 
     @classmethod
     def from_cameras(cls, w2cs, Ks, height: int, interpolation: str = "smooth",
-                     constant_speed: bool = False) -> "CameraPath":
+                     constant_speed: bool = False, *, width: int | None = None) -> "CameraPath":
         """Every camera becomes a keyframe (uniform times), FOV from fy of each K at ``height``; a run of
         identical consecutive cameras (within 1e-9) becomes one keyframe held for the run's length.
 
-        ``sample`` with the same frame count reproduces the cameras. K is reduced to a vertical
-        FOV: sampled cameras have square pixels and a centred principal point (W/2, H/2), as
-        the official presets do.
+        ``sample`` with the same frame count reproduces the poses. K is reduced to a vertical FOV:
+        sampled cameras have square pixels and a centred principal point (W/2, H/2), unless ``width``
+        is given and every K is the same (a preset's repeated seed K): then that K is the path's lens
+        (see ``with_intrinsics``) and sampling reproduces it exactly.
         """
         if np.ndim(Ks) == 2 and np.ndim(w2cs) == 3:  # one K for every camera
             Ks = np.broadcast_to(validate.intrinsics(Ks, "Ks", batch=False), (len(w2cs), 3, 3))
@@ -278,8 +311,11 @@ class CameraPath:
         if T > MAX_KEYFRAMES:
             raise InputError(f"too many cameras ({T} > {MAX_KEYFRAMES})")
         H, _ = validate.image_size(height, 1)
+        lens = None
+        if width is not None and np.all(K == K[0]):
+            lens = _lens(K[0], H, width)
         return cls(tuple(runs_as_holds([Keyframe(W[t], fov_y_from_intrinsics(K[t], H)) for t in range(T)])),
-                   interpolation, constant_speed)
+                   interpolation, constant_speed, None, lens)
 
     # sampling -------------------------------------------------------------------------------
 
@@ -360,7 +396,10 @@ class CameraPath:
                 w2cs[rest, :3, 3] = -np.einsum("tij,tj->ti", Rt, pos)
                 w2cs[rest, 3, 3] = 1.0
                 fovs[rest] = fov
-        Ks = np.stack([intrinsics_from_fov(f, H, W) for f in fovs])
+        if self.intrinsics is not None:
+            Ks = self.intrinsics.at(fovs, H, W)
+        else:
+            Ks = np.stack([intrinsics_from_fov(f, H, W) for f in fovs])
         return w2cs, Ks, fovs
 
     def sample(self, num_frames: int, height: int, width: int):
@@ -371,11 +410,18 @@ class CameraPath:
         or within its hold, is that keyframe's camera exactly (on a keyframe that only touches
         unedited preset segments: the official preset's camera at this T, the same camera when T
         is the preset's own frame count). K has square pixels, fy from the interpolated vertical
-        FOV and principal point (W/2, H/2). T is 2..MAX_FRAMES; a path of one keyframe gives one
+        FOV and principal point (W/2, H/2); with ``intrinsics``, the seed K zoomed to that FOV (the seed K
+        itself at the seed's FOV). T is 2..MAX_FRAMES; a path of one keyframe gives one
         frame (T = 1) and refuses more with the message that it needs a second keyframe.
         """
         w2cs, Ks, _ = self.sample_numpy(num_frames, height, width)
         return (torch.from_numpy(w2cs.astype(np.float32)), torch.from_numpy(Ks.astype(np.float32)))
+
+
+def _lens(K, height, width) -> PathIntrinsics:
+    if height is None or width is None:
+        raise InputError("path intrinsics need the image height and width K is for")
+    return K if isinstance(K, PathIntrinsics) else PathIntrinsics(K, height, width)
 
 
 def runs_as_holds(keyframes) -> list:

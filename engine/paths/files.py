@@ -28,6 +28,7 @@ from engine.errors import InputError
 from engine.json_input import parse_json
 from engine.model_defaults import FPS
 from engine.paths.camera_path import INTERPOLATIONS, MAX_KEYFRAMES, CameraPath, runs_as_holds
+from engine.paths.intrinsics import PathIntrinsics
 from engine.paths.keyframe import Keyframe
 from engine.paths.preset import PathPreset
 
@@ -153,6 +154,8 @@ def path_to_dict(path: CameraPath) -> dict:
     }
     if path.preset is not None:
         d["preset"] = path.preset.to_dict()
+    if path.intrinsics is not None:
+        d["intrinsics"] = path.intrinsics.to_dict()
     return d
 
 
@@ -195,7 +198,10 @@ def path_from_dict(d) -> CameraPath:
     preset = None
     if version >= 2 and d.get("preset") is not None:
         preset = PathPreset.from_dict(d["preset"], _flat16)
-    return CameraPath(tuple(kfs), interpolation, cs, preset)
+    intrinsics = None
+    if version >= 2 and d.get("intrinsics") is not None:
+        intrinsics = PathIntrinsics.from_dict(d["intrinsics"])
+    return CameraPath(tuple(kfs), interpolation, cs, preset, intrinsics)
 
 
 def save_path_json(path: CameraPath, file) -> None:

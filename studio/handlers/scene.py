@@ -7,7 +7,6 @@ import numpy as np
 from engine import validate
 from engine.errors import InputError
 from engine.images import FIT_MODES
-from engine.model_defaults import FILTER_THRESHOLD
 from studio import figures, persist
 from studio.handlers.common import MODEL_SIZE
 from studio.handlers.path_edits import DEFAULT_PRESET, set_preset
@@ -16,32 +15,16 @@ from studio.state import PREVIEW_SIZE, VIDEO_SIZE, History, Preview, Session
 FIT_PREVIEW_SIZE = VIDEO_SIZE  # the crop/pad thumbnail (H, W): a quarter of the model frame
 
 
-def preview_cache(small_scene, model_height: int, foreground_masking: bool = False):
-    """A Cache3D of a down-sized scene that shows what the model-resolution cache shows.
-
-    The official depth-edge filter compares depths over a 5x5 pixel window, so at 1/s of the
-    resolution the same edges look s times steeper; the threshold is scaled by s so the preview drops
-    the same points the model-resolution cache drops (coverage then agrees across resolutions).
-    """
-    from engine.cache3d import Cache3D
-
-    scale = model_height / small_scene.height
-    return Cache3D(small_scene.image, small_scene.depth, small_scene.w2c, small_scene.K,
-                   filter_points_threshold=FILTER_THRESHOLD * scale,
-                   foreground_masking=bool(foreground_masking))
-
-
 def build_preview(scene, foreground_masking: bool = True) -> Preview:
     """Preview caches at both sizes, the focus distance (median depth) and the point cloud for the 3D view."""
-    small = scene.resized(*PREVIEW_SIZE)
-    tiny = scene.resized(*VIDEO_SIZE)
     depth = np.asarray(scene.depth).reshape(-1)
     valid = depth[np.isfinite(depth) & (depth > 0)]
     focus = float(np.median(valid)) if len(valid) else 1.0
     xyz, rgb = scene.point_cloud(max_points=figures.POINT_BUDGET)
     return Preview(
-        frame_cache=preview_cache(small, scene.height, foreground_masking),
-        video_cache=preview_cache(tiny, scene.height, foreground_masking),
+        # the model-resolution scene's own cache at the preview sizes (engine.scene.Scene.preview_cache)
+        frame_cache=scene.preview_cache(*PREVIEW_SIZE, foreground_masking=bool(foreground_masking)),
+        video_cache=scene.preview_cache(*VIDEO_SIZE, foreground_masking=bool(foreground_masking)),
         focus_distance=focus,
         cloud=(np.asarray(xyz), np.asarray(rgb)),
         foreground_masking=bool(foreground_masking),
