@@ -257,7 +257,8 @@ def render_frame(session, frame, show_holes=False):
 def _write_export(session, fmt, request) -> str:
     session = handlers.require_path(current(session))
     folder = session.folder or ensure(session, request).folder
-    return str(files.export_path(session.path, fmt, session.num_frames, *handlers.MODEL_SIZE, folder))
+    path = handlers.scene_path(session)  # sampled with the scene camera's lens, as generation samples it
+    return str(files.export_path(path, fmt, session.num_frames, *handlers.MODEL_SIZE, folder))
 
 
 @user_errors

@@ -101,10 +101,11 @@ def run(session, weights_dir, settings: dict, progress=None, cancel=None):
         raise WeightsMissingError(message)
     image, depth, fit = session.source
     from studio import zerogpu
+    from studio.handlers import scene_path
 
     if zerogpu.active():  # Spaces: the import-time models, in GPU calls that fit the budget
-        return zerogpu.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
-                                cancel=cancel, **settings)
+        return zerogpu.generate(image, scene_path(session), session.num_frames, depth=depth, fit=fit,
+                                progress=progress, cancel=cancel, **settings)
     pipe = _pipeline(weights_dir, zero_text)
-    return pipe.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
-                         cancel=cancel, **settings)
+    return pipe.generate(image, scene_path(session), session.num_frames, depth=depth, fit=fit,
+                         progress=progress, cancel=cancel, **settings)
