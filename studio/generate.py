@@ -94,7 +94,7 @@ def run(session, weights_dir, settings: dict, progress=None, cancel=None):
         raise InputError("load a scene first")
     if session.path is None:
         raise InputError("there is no camera path yet: pick a preset or add keyframes")
-    settings = dict(settings)
+    settings = dict(settings, trace=True)  # the model-inputs view shows what the model received
     zero_text = bool(settings.pop("zero_text", False))  # the no-text-encoder mode
     ok, message = weights_status(weights_dir, zero_text)
     if not ok:
