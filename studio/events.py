@@ -19,8 +19,9 @@ from studio import figures, files, handlers, persist, sessions
 from studio import generate as gen
 from studio.figures import coverage_figure
 from studio.messages import status_html, user_errors
+from studio.model_inputs import GeneratedInputs, thumbnail_trace
 from studio.sessions import Held
-from studio.state import COVERAGE_WARN, Session
+from studio.state import COVERAGE_WARN, VIDEO_SIZE, Session
 from studio.viewcam import MAX_PAYLOAD_BYTES
 
 # the outputs of every path/scene action, in this order
@@ -257,7 +258,8 @@ def render_frame(session, frame, show_holes=False):
 def _write_export(session, fmt, request) -> str:
     session = handlers.require_path(current(session))
     folder = session.folder or ensure(session, request).folder
-    return str(files.export_path(session.path, fmt, session.num_frames, *handlers.MODEL_SIZE, folder))
+    path = handlers.scene_path(session)  # sampled with the scene camera's lens, as generation samples it
+    return str(files.export_path(path, fmt, session.num_frames, *handlers.MODEL_SIZE, folder))
 
 
 @user_errors
@@ -394,6 +396,9 @@ def make_generate(weights_dir):
 
         file = files.unique_file(session.folder, "gen3c.mp4")
         write_mp4(file, result.frames, fps=result.fps)
+        if result.trace is not None and session.held is not None:  # the model-inputs view shows what it received
+            session.held.generated = GeneratedInputs(session.revision, session.num_frames,
+                                                     thumbnail_trace(result.trace, VIDEO_SIZE))
         took = time.perf_counter() - started
         return str(file), str(file), f"Done: {len(result.frames)} frames in {took:.0f} s (seed {result.seed})."
 

@@ -94,17 +94,18 @@ def run(session, weights_dir, settings: dict, progress=None, cancel=None):
         raise InputError("load a scene first")
     if session.path is None:
         raise InputError("there is no camera path yet: pick a preset or add keyframes")
-    settings = dict(settings)
+    settings = dict(settings, trace=True)  # the model-inputs view shows what the model received
     zero_text = bool(settings.pop("zero_text", False))  # the no-text-encoder mode
     ok, message = weights_status(weights_dir, zero_text)
     if not ok:
         raise WeightsMissingError(message)
     image, depth, fit = session.source
     from studio import zerogpu
+    from studio.handlers import scene_path
 
     if zerogpu.active():  # Spaces: the import-time models, in GPU calls that fit the budget
-        return zerogpu.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
-                                cancel=cancel, **settings)
+        return zerogpu.generate(image, scene_path(session), session.num_frames, depth=depth, fit=fit,
+                                progress=progress, cancel=cancel, **settings)
     pipe = _pipeline(weights_dir, zero_text)
-    return pipe.generate(image, session.path, session.num_frames, depth=depth, fit=fit, progress=progress,
-                         cancel=cancel, **settings)
+    return pipe.generate(image, scene_path(session), session.num_frames, depth=depth, fit=fit,
+                         progress=progress, cancel=cancel, **settings)

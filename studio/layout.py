@@ -96,7 +96,9 @@ def build_demo(weights_dir: str | None = None, default_sample: str | None = None
                         gr.Markdown("The cache buffers GEN3C is conditioned on at the current frame: each buffer's "
                                     "warped render and its mask (white = covered), with foreground masking as set "
                                     "under the preview. The first chunk has the seed image only (buffer 2 is zero); "
-                                    "later chunks add the last generated frame.", elem_classes="studio-help")
+                                    "later chunks add the last generated frame. After a video is made, and until the path "
+                                    "changes, it shows what that generation fed the model, chunk by chunk.",
+                                    elem_classes="studio-help")
                         ui.model_gallery = gr.Gallery(show_label=False, columns=2, height=420, object_fit="contain",
                                                       elem_id="studio-model-inputs", interactive=False)
         _generate_section(ui)

@@ -46,14 +46,15 @@ def max_scenes() -> int:
 class Held:
     """The heavy parts of one session's scene, shared by all its snapshots; `release` drops them."""
 
-    __slots__ = ("scene", "preview", "source", "released")
+    __slots__ = ("scene", "preview", "source", "released", "generated")
 
     def __init__(self, scene=None, preview=None, source=None, released: str = ""):
         self.scene, self.preview, self.source = scene, preview, source
         self.released = released  # why the scene is gone ("" while held)
+        self.generated = None  # studio.model_inputs.GeneratedInputs of the last video made from this scene
 
     def release(self, reason: str) -> None:
-        self.scene = self.preview = self.source = None
+        self.scene = self.preview = self.source = self.generated = None
         self.released = reason
 
 

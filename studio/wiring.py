@@ -105,6 +105,7 @@ def connect(demo: gr.Blocks, ui) -> None:
                                                        ui.seed, ui.cfg, ui.no_text, ui.fast],
         [ui.result, ui.result_file, ui.gen_status], api_name="generate", concurrency_limit=1, concurrency_id="gpu")
     gen_event.then(lambda: gr.update(interactive=False), None, [ui.cancel_btn], api_name=False, **quiet)
+    gen_event.then(_model_inputs, [ui.session, ui.frame, ui.model_open], [ui.model_gallery], api_name=False, **quiet)
     ui.cancel_btn.click(events.cancel_generation, [ui.session], [ui.gen_status, ui.cancel_btn], cancels=[gen_event],
                         api_name=False)
 
@@ -132,9 +133,9 @@ def _fit_preview(image, fit):
 
 @user_errors
 def _model_inputs(session, frame, is_open):
-    from studio.model_inputs import preview_buffer_views
+    from studio.model_inputs import model_input_views
 
     session = events.current(session)
     if not is_open or session is None or session.path is None:
         return gr.skip()
-    return preview_buffer_views(session, frame)
+    return model_input_views(session, frame)

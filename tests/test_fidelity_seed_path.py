@@ -181,3 +181,38 @@ def test_generate_accepts_the_scene_and_refuses_a_second_depth(inputs, tiny_weig
     with pytest.raises(InputError, match="scene is"):
         pipe.generate(scene.resized(32, 64), cams, 5)
     assert json.dumps(scene.stats())  # still a plain scene
+
+
+def test_studio_previews_exports_and_generates_with_the_seed_lens(inputs, tmp_path, monkeypatch):
+    """An off-centre K with fx != fy from a depth file: the studio's preview cameras, its NPZ export and the path
+    it hands to generation are the official preset's (which repeats the seed K), at each size by the rescale rule."""
+    from engine.cameras import preset_trajectory, scale_intrinsics
+    from engine.model_defaults import MODEL_HEIGHT, MODEL_WIDTH
+    from studio import files, handlers
+    from studio import generate as gen
+    from studio.handlers.preview import with_cameras
+    from studio.state import PREVIEW_SIZE
+
+    session = handlers.load_upload(None, str(inputs / "image.png"), str(inputs / "depth.npz"))
+    session = handlers.set_preset(session, "left", "center_facing", 0.3, 1)
+    scene, frames = session.scene, session.num_frames
+    K = scene.K.double()
+    assert K[0, 2] != MODEL_WIDTH / 2 and K[0, 0] != K[1, 1]  # the lens the test is about
+    want_w2cs, want_Ks = preset_trajectory("left", scene.w2c.double(), K, frames, 0.3, "center_facing")
+
+    w2cs, Ks = with_cameras(session).frame_cams
+    np.testing.assert_allclose(w2cs.double(), want_w2cs, atol=1e-5)
+    small = scale_intrinsics(K, PREVIEW_SIZE[0] / MODEL_HEIGHT, PREVIEW_SIZE[1] / MODEL_WIDTH)
+    np.testing.assert_allclose(Ks.double(), small.expand(frames, 3, 3), rtol=1e-6)
+
+    exported = files.export_path(handlers.scene_path(session), "npz", frames, MODEL_HEIGHT, MODEL_WIDTH, tmp_path)
+    with np.load(exported) as npz:
+        np.testing.assert_allclose(npz["Ks_all"], want_Ks.expand(frames, 3, 3), rtol=1e-6)
+
+    seen = {}
+    monkeypatch.setattr(gen, "weights_status", lambda *a, **k: (True, ""))
+    monkeypatch.setattr(gen, "_pipeline", lambda *a, **k: type("Pipe", (), {
+        "generate": staticmethod(lambda image, cams, n, **kw: seen.update(cams=cams.sample(n, MODEL_HEIGHT,
+                                                                                           MODEL_WIDTH)))})())
+    gen.run(session, None, gen.validate_settings("", "", 1, 1.0, 1, "official"))
+    np.testing.assert_allclose(seen["cams"][1].double(), want_Ks.expand(frames, 3, 3), rtol=1e-6)

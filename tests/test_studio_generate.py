@@ -81,3 +81,51 @@ def test_same_seed_same_video(session, tiny_weights_dir):
     a = gen.run(session, tiny_weights_dir, settings).frames
     b = gen.run(session, tiny_weights_dir, settings).frames
     np.testing.assert_array_equal(a, b)
+
+
+def _stand_in_moge(image):
+    """Depth for the cache update of chunk 2 (the tiny weights have no MoGe): smooth, from the image's pixels."""
+    from engine.depth import DepthResult
+
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    K = np.array([[0.9 * w, 0, w / 2], [0, 0.9 * w, h / 2], [0, 0, 1]], np.float32)
+    return DepthResult(depth=(2 + 0.5 * xx / w + 0.2 * yy / h + image[..., 1] / 2550.0).astype(np.float32), K=K)
+
+
+def test_model_inputs_view_shows_what_the_generation_fed_the_model(session, tiny_weights_dir, monkeypatch):
+    """Two chunks: after generating, the view's tiles at each frame are that run's own cache renders and masks
+    (result.trace of an identical run, shrunk to the view's size), chunk 2 with its newest buffer; a path edit
+    brings the preview's seed buffer back."""
+    import torch
+    import torch.nn.functional as F
+
+    from engine.pipeline import Gen3CPipeline
+    from studio.model_inputs import model_input_views
+    from studio.state import VIDEO_SIZE
+
+    s = session.replace(num_frames=33, frame_cams=None, video_cams=None)  # two tiny chunks: 0-16, 16-32
+    pipe = Gen3CPipeline.from_pretrained(tiny_weights_dir, depth_estimator=_stand_in_moge)
+    monkeypatch.setattr(gen, "_pipeline", lambda *a, **k: pipe)
+    events.make_generate(tiny_weights_dir)(s, "", "", 1, 1.0, 5, "official", progress=lambda *a, **k: None)
+    image, depth, fit = s.source
+    reference = pipe.generate(
+        image, handlers.scene_path(s), 33, depth=depth, fit=fit, trace=True, foreground_masking=True,
+        **gen.validate_settings("", "", 1, 1.0, 5, "official"))
+    assert len(reference.trace) == 2
+    for frame, chunk in ((3, 0), (30, 1)):
+        tiles = model_input_views(s, frame)
+        assert tiles[0][1].startswith(f"generated, chunk {chunk + 1}, buffer 1")
+        start = reference.trace[chunk]["frames"][0]
+        buffers = reference.trace[chunk]["renders"].shape[1]
+        assert buffers == chunk + 1 and len(tiles) == 4  # chunk 1: the seed only, its second buffer shown empty
+        for b in range(buffers):
+            want = torch.from_numpy(reference.trace[chunk]["renders"][frame - start, b]).permute(2, 0, 1).float()
+            want = F.interpolate(want[None], size=VIDEO_SIZE, mode="area")[0].permute(1, 2, 0).numpy()
+            got = tiles[2 * b][0].astype(np.float64)
+            assert got.shape == (*VIDEO_SIZE, 3) and np.abs(got - want).max() <= 1.0  # one uint8 rounding
+            covered = float(tiles[2 * b + 1][1].split("mask, ")[1].split("%")[0]) / 100
+            assert abs(covered - reference.trace[chunk]["masks"][frame - start, b].mean()) <= 0.02
+    assert "chunk 1's last" in model_input_views(s, 30)[0][1]
+    edited = handlers.set_preset(s, "right", "center_facing", 0.3, 1, False)
+    assert model_input_views(edited, 3)[0][1] == "buffer 1 (seed): render"

@@ -9,7 +9,7 @@ Modules by concern: `scene` (load a sample or upload, status, crop preview, prev
 video), `view3d` (the 3D view's figure and camera payload), `common` (shared checks). The names below are
 what the studio and its tests use.
 """
-from studio.handlers.common import MODEL_SIZE, require_path, require_scene
+from studio.handlers.common import MODEL_SIZE, require_path, require_scene, scene_path
 from studio.handlers.path_edits import (
     CHUNK_CHOICES,
     DEFAULT_PRESET,
@@ -52,7 +52,7 @@ from studio.handlers.table import TABLE_LOOK, TABLE_YPR, edit_cell, edit_table, 
 from studio.handlers.view3d import camera_payload, fit_box, frame_fov, path_inside, scene_figure, view_box
 
 __all__ = [
-    "MODEL_SIZE", "require_path", "require_scene",
+    "MODEL_SIZE", "require_path", "require_scene", "scene_path",
     "CHUNK_CHOICES", "DEFAULT_PRESET", "add_keyframe", "add_keyframe_at_frame", "add_keyframe_from_view",
     "delete_keyframe", "duplicate_keyframe", "look_at_clicked_point", "move_keyframe", "new_path",
     "redo", "set_ease", "set_hold", "select_keyframe", "set_interpolation", "set_keyframe_to_view", "set_length", "set_preset", "undo",

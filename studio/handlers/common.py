@@ -32,6 +32,17 @@ def require_path(session: Session | None) -> Session:
     return session
 
 
+def scene_path(session: Session):
+    """The session's path with the scene camera's lens (its K: principal point, pixel aspect), as the engine
+    samples a path for generation, so previews, exports and the video use the same cameras. A path that carries
+    a lens of its own (an imported project file) keeps it."""
+    path = session.path
+    if path is None or path.intrinsics is not None or session.scene is None:
+        return path
+    scene = session.scene
+    return path.with_intrinsics(np.asarray(scene.K, dtype=np.float64), scene.height, scene.width)
+
+
 def selected_index(session: Session) -> int:
     """The selected keyframe, clamped to the path's keyframes."""
     return min(max(session.selected, 0), len(session.path.keyframes) - 1)

@@ -35,7 +35,8 @@ def frames_for_chunks(chunks) -> int:
 
 def set_preset(session: Session | None, kind: str, rotation: str, distance, chunks, corrected: bool = False,
                *, record: bool = True) -> Session:
-    """An official GEN3C trajectory as the path: every frame a keyframe (exact official cameras)."""
+    """An official GEN3C trajectory as the path: a few editable keyframes whose cameras follow the official
+    formula until edited."""
     from engine import cameras
     from engine.paths import CameraPath
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from studio.handlers.common import frame_index, require_path
+from studio.handlers.common import frame_index, require_path, scene_path
 from studio.state import COVERAGE_WARN, PREVIEW_SIZE, VIDEO_SIZE, Session
 
 HOLE_RGB = np.array([255, 0, 170], dtype=np.uint8)
@@ -20,7 +20,7 @@ def with_cameras(session: Session) -> Session:
 def _sample(session: Session, size) -> tuple:
     """The path's cameras for every frame; a one-keyframe path is its still camera on every frame (the
     preview shows it; motion needs a second keyframe)."""
-    path = session.path
+    path = scene_path(session)
     if path.can_animate:
         return path.sample(session.num_frames, *size)
     w2cs, Ks = path.sample(1, *size)
