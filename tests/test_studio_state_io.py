@@ -160,7 +160,7 @@ def test_generate_passes_foreground_masking_and_the_no_text_encoder_mode(base, m
     seen = {}
 
     class Result:
-        frames, fps, seed = np.zeros((2, 8, 8, 3), dtype=np.uint8), 24, 1
+        frames, fps, seed, trace = np.zeros((2, 8, 8, 3), dtype=np.uint8), 24, 1, None  # a GenerationResult
 
     def fake_run(session, weights_dir, settings, progress=None, cancel=None):
         seen.update(settings)
@@ -183,7 +183,7 @@ def test_generate_passes_the_fast_mode_and_refuses_an_unknown_one(base, monkeypa
     seen = {}
 
     class Result:
-        frames, fps, seed = np.zeros((2, 8, 8, 3), dtype=np.uint8), 24, 1
+        frames, fps, seed, trace = np.zeros((2, 8, 8, 3), dtype=np.uint8), 24, 1, None  # a GenerationResult
 
     monkeypatch.setattr(gen, "run", lambda session, weights_dir, settings, **kw: seen.update(settings) or Result())
     events.make_generate(None)(base, "", "", 2, 1.0, 1, "official", False, "taylorseer",
