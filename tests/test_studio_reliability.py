@@ -151,7 +151,7 @@ def test_failed_generated_video_leaves_nothing(root, registry, monkeypatch, tmp_
     session = _motion("gen-fail")
     folder = Path(session.folder)
     frames = np.zeros((9, 64, 96, 3), np.uint8)
-    monkeypatch.setattr(events.gen, "run", lambda *a, **k: SimpleNamespace(frames=frames, fps=24.0, seed=1))
+    monkeypatch.setattr(events.gen, "run", lambda *a, **k: SimpleNamespace(frames=frames, fps=24.0, seed=1, trace=None))
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(fake_ffmpeg(tmp_path, "disk_full")))
     before = leftovers(folder)
     generate = events.make_generate(None)
