@@ -239,16 +239,29 @@ def wait_preview_change(page, old_src: str, timeout_ms: float = 30_000) -> str:
     return preview_src(page)
 
 
-def preview_pixels_hash(page) -> str:
-    """SHA-256 of the preview image's decoded RGBA pixels (drawn on a canvas in the page)."""
-    return page.evaluate(f"""async () => {{
+def preview_pixels_apart(page, keep_as: str | None = None, compare_with: str | None = None) -> float | None:
+    """Keep the preview's decoded pixels under a name (``keep_as``), or the fraction of its pixels that differ
+    by more than 16 levels in a channel from the ones kept as ``compare_with``."""
+    return page.evaluate(f"""async ([keep, other]) => {{
       const i = document.querySelector('{PREVIEW_IMG}');
+      for (let k = 0; k < 100; k++) {{
+        try {{ await i.decode(); if (i.complete && i.naturalWidth > 0) break; }}
+        catch (e) {{ await new Promise((r) => setTimeout(r, 100)); }}
+      }}
       const c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight;
       const g = c.getContext('2d', {{willReadFrequently: true}}); g.drawImage(i, 0, 0);
       const px = g.getImageData(0, 0, c.width, c.height).data;
-      const h = await crypto.subtle.digest('SHA-256', px);
-      return Array.from(new Uint8Array(h), (b) => b.toString(16).padStart(2, '0')).join('');
-    }}""")
+      window.__gen3cKept = window.__gen3cKept || {{}};
+      if (keep) {{ window.__gen3cKept[keep] = px; return null; }}
+      const ref = window.__gen3cKept[other];
+      if (!ref || ref.length !== px.length) return 1.0;
+      let apart = 0;
+      for (let j = 0; j < px.length; j += 4) {{
+        if (Math.abs(px[j] - ref[j]) > 16 || Math.abs(px[j + 1] - ref[j + 1]) > 16
+            || Math.abs(px[j + 2] - ref[j + 2]) > 16) apart++;
+      }}
+      return apart / (px.length / 4);
+    }}""", [keep_as, compare_with])
 
 
 def summary_text(page) -> str:

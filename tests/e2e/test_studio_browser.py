@@ -193,7 +193,8 @@ def test_add_keyframe_from_rotated_3d_view(studio_page, tmp_path):
 def test_scrub_changes_the_preview_and_back(studio_page):
     page = studio_page
     drv.scroll_table(page, False)
-    src0, hash0 = drv.preview_src(page), drv.preview_pixels_hash(page)
+    src0 = drv.preview_src(page)
+    drv.preview_pixels_apart(page, keep_as="frame 0")
     frame0 = page.inner_text("#studio-coverage")
     slider = page.locator("#studio-frame input[type=range]")
     slider.scroll_into_view_if_needed()
@@ -203,11 +204,14 @@ def test_scrub_changes_the_preview_and_back(studio_page):
     value = int(slider.input_value())
     assert 60 < value < FRAMES
     page.wait_for_function(f"() => document.querySelector('#studio-coverage').innerText.startsWith('frame {value}:')")
-    assert drv.preview_pixels_hash(page) != hash0
+    assert drv.preview_pixels_apart(page, compare_with="frame 0") > 0.05  # another frame: another picture
     drv.screenshot(page, "04-scrubbed")
     drv.set_slider(page, "studio-frame", 0)
     drv.wait_preview_change(page, src1)
-    assert drv.preview_pixels_hash(page) == hash0  # the same frame renders the same pixels
+    page.wait_for_function("() => document.querySelector('#studio-coverage').innerText.startsWith('frame 0:')")
+    # the same frame renders the same picture: up to a few pixels, where the splat's depth ties can resolve
+    # either way between two renders (seen in the browser: two pictures of frame 0 a few pixels apart)
+    assert drv.preview_pixels_apart(page, compare_with="frame 0") <= 0.005
     assert page.inner_text("#studio-coverage") == frame0
 
 
