@@ -222,6 +222,7 @@ def test_edits_update_the_live_figure_without_new_webgl_contexts(studio_page):
         drv.wait_list_value(page, 1, "x", value)
         page.click("#studio-undo")
         drv.wait_list_value(page, 1, "x", "0")
+        drv.wait_plot_stable(page)  # the undo's updates settled, as a person waits for the screen before typing
     drv.wait_plot_stable(page)
     same = page.evaluate("""() => { const gd = document.querySelector('#studio-3d .js-plotly-plot');
         return [gd === window.__e2ePlot, gd.data[0] === window.__e2eScene]; }""")
