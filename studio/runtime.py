@@ -17,17 +17,24 @@ def limit_cpu_threads() -> int | None:
     variable to use more."""
     import torch
 
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            raise ValueError(f"{THREADS_ENV} must be a whole number, got {raw!r}") from None
-        if n < 1:
-            raise ValueError(f"{THREADS_ENV} must be at least 1, got {n}")
-    elif torch.cuda.is_available():
-        return None
-    else:
+    n = positive_int_env(THREADS_ENV)
+    if n is None:
+        if torch.cuda.is_available():
+            return None
         n = 1
     torch.set_num_threads(n)
+    return n
+
+
+def positive_int_env(name: str) -> int | None:
+    """The whole number >= 1 in environment variable ``name``; None when unset or empty (ValueError otherwise)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"{name} must be at least 1, got {n}")
     return n

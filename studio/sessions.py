@@ -14,7 +14,6 @@ session's next action says so.
 """
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -31,16 +30,10 @@ CLOSED = "This session was closed. Reload the page to start again."
 
 
 def max_scenes() -> int:
-    raw = os.environ.get(MAX_SCENES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_SCENES
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"{MAX_SCENES_ENV} must be a whole number, got {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"{MAX_SCENES_ENV} must be at least 1, got {n}")
-    return n
+    from studio.runtime import positive_int_env
+
+    n = positive_int_env(MAX_SCENES_ENV)
+    return DEFAULT_MAX_SCENES if n is None else n
 
 
 class Held:
